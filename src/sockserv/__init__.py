@@ -1,0 +1,1 @@
+"""sockserv (being written)."""
