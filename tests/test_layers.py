@@ -1,0 +1,96 @@
+"""The package's architecture, kept true by tests.
+
+The core stays small enough to read in one sitting, imports only the
+standard library, and knows nothing of the course's examples or lesson
+helpers; each layer imports only the layers before it.
+"""
+
+import ast
+import pathlib
+import sys
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "src" / "sockserv"
+CORE = ["__init__.py", "servers.py", "mixins.py", "handlers.py"]
+CORE_LINE_BUDGET = 800
+
+# Layer of each part of the package; a module may import its own layer and lower ones.
+LAYERS = {"core": 0, "examples": 1, "teach": 2}
+
+
+def layer_of(path):
+    relative = path.relative_to(PACKAGE)
+    return LAYERS[relative.parts[0]] if len(relative.parts) > 1 else LAYERS["core"]
+
+
+def imported_modules(source, package):
+    """Absolute names of every module the source imports; package is its dotted parts."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            if node.module:
+                yield module
+            else:
+                yield from (f"{module}.{alias.name}" for alias in node.names)
+
+
+def violations(path):
+    """One sentence per import of path that breaks the layering or the stdlib-only rule."""
+    own = layer_of(path)
+    package = ["sockserv", *path.relative_to(PACKAGE).parent.parts]
+    found = []
+    for module in imported_modules(path.read_text(encoding="utf-8"), package):
+        layer = sockserv_layer(module)
+        if layer is None and module.split(".")[0] not in sys.stdlib_module_names:
+            found.append(f"{path.name} imports {module}, which is not in the standard library")
+        elif layer is not None and layer > own:
+            found.append(f"{path.name} (layer {own}) imports {module} (layer {layer})")
+    return found
+
+
+def sockserv_layer(module):
+    parts = module.split(".")
+    if parts[0] != "sockserv":
+        return None
+    return LAYERS.get(parts[1], LAYERS["core"]) if len(parts) > 1 else LAYERS["core"]
+
+
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+
+def test_core_stays_under_its_line_budget():
+    lines = sum(len((PACKAGE / name).read_text().splitlines()) for name in CORE)
+    assert lines < CORE_LINE_BUDGET, (
+        f"the core has {lines} lines; keep it under {CORE_LINE_BUDGET}")
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_each_module_imports_only_lower_layers_and_the_stdlib(path):
+    assert violations(path) == []
+
+
+def test_the_layer_checker_catches_violations(tmp_path):
+    # The rule above must be able to fail: feed it a core module that imports upwards.
+    fake = PACKAGE / "fake_core_module.py"
+    source = "import json\nfrom .teach import trace\nfrom .examples.chat import make_server\nimport numpy\n"
+    modules = list(imported_modules(source, ["sockserv"]))
+    assert modules == ["json", "sockserv.teach", "sockserv.examples.chat", "numpy"]
+    assert [sockserv_layer(m) for m in modules] == [None, 2, 1, None]
+    assert layer_of(fake) == 0
+    assert list(imported_modules("from .. import teach", ["sockserv", "examples"])) == [
+        "sockserv.teach"]
+
+
+def test_importing_the_core_loads_neither_examples_nor_teach():
+    import subprocess
+    code = ("import sys, sockserv; "
+            "print(sorted(m for m in sys.modules if m.startswith('sockserv.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    assert "examples" not in out and "teach" not in out, out
+    assert "sockserv.servers" in out

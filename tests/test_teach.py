@@ -1,0 +1,113 @@
+"""The lesson helpers: what the notebooks print must come from real behaviour."""
+
+import socket
+import socketserver
+import threading
+
+import pytest
+
+import sockserv
+from sockserv.teach import checks, diagram, serving, trace
+from sockserv.teach.mermaid import MermaidDiagram
+
+IMPLEMENTATIONS = [pytest.param(socketserver, id="stdlib"),
+                   pytest.param(sockserv, id="sockserv")]
+
+
+def echo_line_handler(impl):
+    class EchoLine(impl.StreamRequestHandler):
+        def handle(self):
+            self.wfile.write(self.rfile.readline())
+    return EchoLine
+
+
+def one_round_trip(address):
+    with socket.create_connection(address, timeout=5) as client:
+        client.sendall(b"ping\n")
+        reply = client.makefile("rb").readline()
+        # Waiting for EOF makes the trace causal: the server has run
+        # shutdown_request before the test goes on to shut it down.
+        assert client.recv(1) == b""
+    return reply
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize("server_name", ["TCPServer", "ThreadingTCPServer"])
+def test_traced_server_records_every_hook_in_order(impl, server_name):
+    recorder = trace.Recorder()
+    server_class = trace.traced(getattr(impl, server_name), recorder)
+    handler_class = trace.traced(echo_line_handler(impl), recorder)
+    with serving.serving(server_class(("127.0.0.1", 0), handler_class)) as server:
+        assert one_round_trip(server.server_address) == b"ping\n"
+    assert recorder.events == [
+        "server.server_bind", "server.server_activate", "server.get_request",
+        "server.verify_request", "server.process_request", "server.finish_request",
+        "handler.setup", "handler.handle", "handler.finish",
+        "server.shutdown_request", "server.close_request", "server.server_close"]
+
+
+def test_traced_keeps_behaviour_and_only_wraps_existing_hooks():
+    recorder = trace.Recorder()
+    traced_udp = trace.traced(sockserv.UDPServer, recorder)
+    assert issubclass(traced_udp, sockserv.UDPServer)
+    assert traced_udp.max_packet_size == sockserv.UDPServer.max_packet_size
+    traced_handler = trace.traced(sockserv.BaseRequestHandler, recorder)
+    assert set(vars(traced_handler)) >= {"setup", "handle", "finish"}
+    assert "get_request" not in vars(traced_handler)
+
+
+def test_recorder_is_thread_safe_and_prints_numbered_lines(capsys):
+    recorder = trace.Recorder()
+    threads = [threading.Thread(target=lambda: [recorder.record("x.y") for _ in range(500)])
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert len(recorder.events) == 2000
+    recorder.clear()
+    recorder.record("server.get_request")
+    recorder.print()
+    assert capsys.readouterr().out == " 1. server.get_request\n"
+
+
+def test_class_diagrams_of_both_implementations_match():
+    assert diagram.inheritance_edges(socketserver) == diagram.inheritance_edges(sockserv)
+    drawn = diagram.class_diagram(sockserv, names=["BaseServer", "TCPServer", "UDPServer"])
+    assert drawn.source == ("classDiagram\n    BaseServer <|-- TCPServer\n"
+                            "    TCPServer <|-- UDPServer\n")
+
+
+def test_class_diagram_shows_a_difference_when_there_is_one():
+    class Fake:
+        class BaseServer: pass
+        class TCPServer(BaseServer): pass
+        class UDPServer(BaseServer): pass  # not under TCPServer, unlike the real ones
+        __all__ = ["BaseServer", "TCPServer", "UDPServer"]
+    assert diagram.inheritance_edges(Fake) != diagram.inheritance_edges(sockserv)
+
+
+def test_sequence_diagram_and_mermaid_display():
+    drawn = diagram.sequence_diagram(["client.connect", "server.get_request", "handler.handle"])
+    assert "    client->>server: connect" in drawn.source
+    assert "    server->>server: get_request()" in drawn.source
+    assert "    server->>handler: handle()" in drawn.source
+    assert repr(drawn) == drawn.source
+    assert drawn._repr_markdown_().startswith("```mermaid\nsequenceDiagram\n")
+    assert drawn == MermaidDiagram(drawn.source)
+
+
+def test_serving_closes_the_server_even_when_the_block_raises():
+    server = sockserv.TCPServer(("127.0.0.1", 0), sockserv.BaseRequestHandler)
+    with pytest.raises(RuntimeError):
+        with serving.serving(server):
+            raise RuntimeError("boom")
+    assert server.socket.fileno() == -1
+
+
+def test_checks_pass_or_fail_with_one_sentence(capsys):
+    checks.passed("the handler echoes")
+    assert capsys.readouterr().out == "Check passed: the handler echoes\n"
+    with pytest.raises(checks.ExerciseFailed, match=r"^expected b'HI', got b'hi'\.$"):
+        checks.check(False, "expected b'HI', got b'hi'.")
+    checks.check(True, "never raised")
