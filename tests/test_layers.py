@@ -21,7 +21,10 @@ LAYERS = {"core": 0, "examples": 1, "teach": 2}
 
 def layer_of(path):
     relative = path.relative_to(PACKAGE)
-    return LAYERS[relative.parts[0]] if len(relative.parts) > 1 else LAYERS["core"]
+    if len(relative.parts) > 1:
+        return LAYERS[relative.parts[0]]
+    # `python -m sockserv` is the command line, which belongs to the examples.
+    return LAYERS["examples"] if relative.name == "__main__.py" else LAYERS["core"]
 
 
 def imported_modules(source, package):
