@@ -72,7 +72,14 @@ def test_recorder_is_thread_safe_and_prints_numbered_lines(capsys):
 
 
 def test_class_diagrams_of_both_implementations_match():
-    assert diagram.inheritance_edges(socketserver) == diagram.inheritance_edges(sockserv)
+    # From Python 3.12 the stdlib also has the Forking Unix servers, which
+    # sockserv (written against 3.11's API) does not: compare the shared names.
+    shared = set(socketserver.__all__) & set(sockserv.__all__)
+    assert len(shared) >= 16
+
+    def edges(module):
+        return {(b, c) for b, c in diagram.inheritance_edges(module) if c in shared}
+    assert edges(socketserver) == edges(sockserv)
     drawn = diagram.class_diagram(sockserv, names=["BaseServer", "TCPServer", "UDPServer"])
     assert drawn.source == ("classDiagram\n    BaseServer <|-- TCPServer\n"
                             "    TCPServer <|-- UDPServer\n")

@@ -67,10 +67,10 @@ class BaseServer:
         """Remember the address and handler class; open nothing yet."""
         self.server_address = server_address
         self.RequestHandlerClass = RequestHandlerClass
-        # Set while no serve_forever() loop is running, so that shutdown()
-        # can wait for the loop to finish the request it is in.
+        # Set when a serve_forever() loop has ended, so that shutdown() can
+        # wait for the loop to finish the request it is in.  It starts unset,
+        # as in the stdlib: shutdown() before the loop starts waits for it.
         self._loop_stopped = threading.Event()
-        self._loop_stopped.set()
         self._stop_requested = False
 
     def server_activate(self):
@@ -102,8 +102,9 @@ class BaseServer:
     def shutdown(self):
         """Ask serve_forever() to stop, and wait until it has.
 
-        Returns at once if no loop is running.  Never call it from the
-        thread that runs serve_forever(): that thread would wait for itself.
+        Called before any loop has started, it waits for one to start and
+        stop.  Never call it from the thread that runs serve_forever(): that
+        thread would wait for itself.
         """
         self._stop_requested = True
         self._loop_stopped.wait()
