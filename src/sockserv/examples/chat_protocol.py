@@ -27,7 +27,8 @@ case-sensitive.  Commands other than /nick ignore whatever follows their name.
 import re
 from typing import NamedTuple
 
-__all__ = ["LINES", "NICK_RULE", "Command", "decode_line", "parse", "check_nick", "render", "doc_form"]
+__all__ = ["LINES", "NICK_RULE", "Command", "decode_line", "parse", "check_nick", "render",
+           "doc_form"]
 
 
 # Every line the server can send, by purpose.  Placeholders are upper-case words in braces so
