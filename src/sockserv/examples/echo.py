@@ -40,7 +40,7 @@ import time
 __all__ = ["MODES", "StoppableMixIn", "StreamEcho", "DatagramEcho",
            "server_class", "handler_class", "make_server"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("sockserv.echo")
 
 #: The concurrency models a server can use, in the order the course introduces them.
 MODES = ("sync", "threading", "forking")
