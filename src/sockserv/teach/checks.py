@@ -11,6 +11,11 @@ __all__ = ["ExerciseFailed", "check", "passed"]
 class ExerciseFailed(AssertionError):
     """An exercise's check failed; the message says why in one sentence."""
 
+    def _render_traceback_(self):
+        # IPython shows this instead of a traceback: the learner needs the
+        # sentence, not the check's internals and the paths of this machine.
+        return [f"ExerciseFailed: {self}"]
+
 
 def check(condition, sentence):
     """Raise ExerciseFailed(sentence) unless condition holds."""
