@@ -1,0 +1,55 @@
+"""README.md's lesson index is the one tools/lessons.py renders from the notebooks.
+
+The site's navigation is built from the same function (tools/mkdocs_hooks.py),
+so the README, the site and the notebooks folder cannot disagree.  To fix a
+failure: python tools/lessons.py --write-readme
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "tools") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tools"))
+import lessons  # noqa: E402  (tools/lessons.py)
+
+
+def readme_block():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(lessons.README_START)
+    end = text.index(lessons.README_END) + len(lessons.README_END)
+    return text[start:end]
+
+
+def test_readme_lesson_list_matches_the_notebooks():
+    expected = lessons.render_readme_block(lessons.find_lessons())
+    assert readme_block() == expected, (
+        "README.md's lesson list is out of date: run python tools/lessons.py --write-readme")
+
+
+def test_every_notebook_in_notebooks_is_a_lesson():
+    """A notebook whose name breaks the NN-kebab-title pattern would silently be left out."""
+    names = {lesson.filename for lesson in lessons.find_lessons()}
+    notebooks = {path.name for path in (ROOT / "notebooks").glob("*.ipynb")}
+    assert notebooks == names
+
+
+def test_readme_links_point_to_existing_files():
+    for lesson in lessons.find_lessons():
+        assert f"](notebooks/{lesson.filename})" in readme_block()
+        assert (ROOT / "notebooks" / lesson.filename).is_file()
+
+
+def test_render_numbers_and_titles_lessons(tmp_path):
+    """The rendering itself, on a made-up notebooks folder."""
+    cell = '{"cell_type": "markdown", "metadata": {}, "source": ["# Title %s\\n", "text"]}'
+    for name in ("02-second.ipynb", "01-first.ipynb", "scratch.ipynb"):
+        body = '{"cells": [%s], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}' % (
+            cell % name[:2])
+        (tmp_path / name).write_text(body, encoding="utf-8")
+    found = lessons.find_lessons(tmp_path)
+    assert [(lesson.number, lesson.slug, lesson.title) for lesson in found] == [
+        ("01", "first", "Title 01"), ("02", "second", "Title 02")]
+    block = lessons.render_readme_block(found)
+    assert block.splitlines()[1:-1] == [
+        "1. [Title 01](notebooks/01-first.ipynb)", "2. [Title 02](notebooks/02-second.ipynb)"]

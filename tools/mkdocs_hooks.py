@@ -1,0 +1,257 @@
+"""MkDocs hooks that turn notebooks/*.ipynb into the site's lessons.
+
+The notebooks stay where learners and nbval use them, in ``notebooks/``; no
+symlink into ``docs/`` (symlinks break Windows checkouts).  Instead these
+hooks, loaded through ``hooks:`` in mkdocs.yml, do four jobs:
+
+1. on_config: fill the empty "Lessons" section of the nav from
+   ``tools/lessons.py``, the one source of the lesson list (the README's
+   index comes from the same place); on_page_markdown: the same list on
+   the home page, where it says ``<!-- lesson-list ... -->``.
+2. on_files: add each lesson notebook to the site's files, at the same path
+   as in the repository (``notebooks/NN-slug.ipynb``, so the page is
+   ``notebooks/NN-slug/``), for mkdocs-jupyter to render.  This must run
+   before mkdocs-jupyter's own on_files, hence the raised event priority.
+3. on_page_content, for notebook pages only, tidy what nbconvert emits:
+
+   * drop the MathJax and Mermaid loader scripts, which fetch code from a
+     CDN (the site must load nothing from another host; Material renders the
+     ``pre.mermaid`` blocks with the vendored Mermaid, see
+     ``docs/assets/javascripts/mermaid-loader.js``);
+   * move the ~600 KB of JupyterLab CSS that nbconvert inlines into every
+     notebook page into one shared, cacheable stylesheet;
+   * wrap each run of cells tagged ``solution`` in a closed ``<details>``,
+     so worked solutions stay hidden until the reader asks.  Doing it at
+     build time needs no JavaScript and survives instant navigation.
+
+4. on_post_page: warn (which fails ``mkdocs build --strict``) if a page
+   still loads a script, stylesheet, image or module from another host.
+"""
+
+import hashlib
+import html
+import logging
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File
+from mkdocs.utils import get_relative_url
+
+import lessons  # tools/lessons.py: MkDocs puts a hook's folder on sys.path while importing it
+
+log = logging.getLogger("mkdocs.hooks.sockserv")
+
+LESSONS_SECTION = "Lessons"
+LESSON_LIST_MARKER = re.compile(r"^<!-- lesson-list\b.*?-->$", re.M)
+NOTEBOOK_CSS_DIR = "assets/stylesheets"
+SOLUTION_TAG_CLASS = "celltag_solution"  # nbconvert's class for the cell tag "solution"
+
+# Blocks of nbconvert's lab template that fetch code from a CDN.  Both are
+# bracketed by HTML comments in the template, which makes them easy to cut.
+_MATHJAX_BLOCK = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
+_MERMAID_BLOCK = re.compile(
+    r'<script type="module">(?:(?!</script>).)*?mermaid.*?<!-- End of mermaid configuration -->',
+    re.S)
+_STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.S)
+
+# What counts as loading something from elsewhere: a script, stylesheet,
+# image or frame with an absolute or protocol-relative URL, or a JavaScript
+# or CSS import of one.  (Links to other sites are fine: they load nothing.)
+_EXTERNAL_LOAD = re.compile(
+    r"""<(?:script|img|iframe|audio|video|source|embed)\b[^>]*\bsrc=["']?(?:https?:)?//"""
+    r"""|<link\b(?=[^>]*\brel=["']?stylesheet)[^>]*\bhref=["']?(?:https?:)?//"""
+    r"""|\bimport\(\s*["'](?:https?:)?//"""
+    r"""|@import\s+(?:url\()?["']?(?:https?:)?//""",
+    re.I)
+
+# Shared notebook stylesheets of this build: site URI -> CSS text.
+_notebook_css = {}
+
+
+# -- 1. the nav -------------------------------------------------------------
+
+def _lessons_for(config):
+    """The lessons next to this mkdocs.yml (in its notebooks/ folder)."""
+    project = Path(config.config_file_path).resolve().parent
+    return lessons.find_lessons(project / "notebooks")
+
+
+def on_config(config):
+    """Fill the nav's empty "Lessons" section with one entry per notebook."""
+    _notebook_css.clear()
+    for index, item in enumerate(config.nav or []):
+        if isinstance(item, dict) and LESSONS_SECTION in item:
+            found = _lessons_for(config)
+            if not found:
+                log.warning("no lesson notebooks in notebooks/: the Lessons section is empty")
+            entries = [{lesson.title: lesson.site_uri} for lesson in found]
+            config.nav[index] = {LESSONS_SECTION: entries}
+            return config
+    log.warning("mkdocs.yml: the nav has no '%s: []' section for the hooks to fill",
+                LESSONS_SECTION)
+    return config
+
+
+def on_page_markdown(markdown, page, config, files):
+    """Replace the lesson-list marker (home page) with a numbered list of links."""
+    if not LESSON_LIST_MARKER.search(markdown):
+        return markdown
+    found = _lessons_for(config)
+    # Links to the .ipynb files: MkDocs turns them into links to the pages,
+    # relative to whichever page holds the list.
+    items = "\n".join(
+        f"{int(lesson.number)}. [{lesson.title}]"
+        f"({get_relative_url(lesson.site_uri, page.file.src_uri)})"
+        for lesson in found) or "*The lessons are on their way.*"
+    return LESSON_LIST_MARKER.sub(lambda _: items, markdown)
+
+
+# -- 2. the files -----------------------------------------------------------
+
+@event_priority(100)  # before mkdocs-jupyter (priority 0) wraps notebook files
+def on_files(files, config):
+    """Add the lesson notebooks to the site's documentation files."""
+    project = Path(config.config_file_path).resolve().parent
+    for lesson in _lessons_for(config):
+        # A plain File read from the project folder (rather than
+        # File.generated): mkdocs-jupyter's wrapper of notebook files only
+        # finds the source of files that have a src_dir.
+        files.append(File(lesson.site_uri, src_dir=str(project), dest_dir=config.site_dir,
+                          use_directory_urls=config.use_directory_urls))
+    return files
+
+
+# -- 3. notebook pages ------------------------------------------------------
+
+def _is_notebook_page(page):
+    return page.file.src_uri.endswith(".ipynb")
+
+
+class _NotebookCells(HTMLParser):
+    """Find the cells of nbconvert's HTML: the children of div.jp-Notebook.
+
+    Only <div> tags are counted to track nesting: a div is always closed
+    explicitly, whereas <p> or <li> in rendered outputs may not be.  For
+    each cell it records (start offset, end offset, is a solution).
+    """
+
+    def __init__(self, text):
+        super().__init__(convert_charrefs=True)
+        # getpos() gives (line, column), lines counted at "\n" only.
+        self._line_offsets = [0] + [m.end() for m in re.finditer("\n", text)]
+        self._text = text
+        self._depth = 0  # open <div>s
+        self._notebook_depth = None  # depth inside div.jp-Notebook
+        self._cell = None  # [start, is_solution] of the cell being read
+        self.cells = []
+        self.feed(text)
+        self.close()
+
+    def _offset(self):
+        line, column = self.getpos()
+        return self._line_offsets[line - 1] + column
+
+    def handle_starttag(self, tag, attrs):
+        if tag != "div":
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        self._depth += 1
+        if self._notebook_depth is None:
+            if "jp-Notebook" in classes:
+                self._notebook_depth = self._depth
+        elif self._depth == self._notebook_depth + 1:
+            # A code cell carries the tag's class itself.
+            self._cell = [self._offset(), SOLUTION_TAG_CLASS in classes]
+        elif self._cell is not None and "jp-MarkdownOutput" in classes:
+            # A markdown cell carries it on its rendered-markdown div.
+            self._cell[1] = self._cell[1] or SOLUTION_TAG_CLASS in classes
+
+    def handle_endtag(self, tag):
+        if tag != "div" or self._depth == 0:
+            return
+        if self._cell is not None and self._depth == self._notebook_depth + 1:
+            end = self._text.index(">", self._offset()) + 1
+            self.cells.append((self._cell[0], end, self._cell[1]))
+            self._cell = None
+        elif self._depth == self._notebook_depth:
+            self._notebook_depth = -1  # done: ignore anything after the notebook
+        self._depth -= 1
+
+
+def _wrap_solutions(content, page):
+    """Wrap each run of adjacent solution cells in a closed <details>."""
+    cells = _NotebookCells(content).cells
+    runs = []  # [start, end] of each run of adjacent solution cells
+    previous_end = None
+    for start, end, is_solution in cells:
+        if is_solution:
+            if runs and content[previous_end:start].strip() == "" and runs[-1][1] == previous_end:
+                runs[-1][1] = end
+            else:
+                runs.append([start, end])
+        previous_end = end
+    for start, end in reversed(runs):
+        content = (content[:start]
+                   + '<details class="sockserv-solution">'
+                   + '<summary>Show solution</summary>\n'
+                   + content[start:end]
+                   + "\n</details>"
+                   + content[end:])
+    tagged = content.count(SOLUTION_TAG_CLASS)
+    if tagged and not runs:
+        log.warning("%s: cells tagged 'solution' were found but not wrapped; "
+                    "has nbconvert's HTML changed?", page.file.src_uri)
+    return content
+
+
+def _share_notebook_css(content, page):
+    """Replace the notebook's inlined <style> blocks by one shared stylesheet link."""
+    head, marker, body = content.partition('<div class="jupyter-wrapper">')
+    first = _STYLE.search(head)
+    if not marker or not first:
+        return content
+    # The blocks before the notebook are nbconvert's and mkdocs-jupyter's
+    # CSS, the same for every notebook page.
+    css = "\n".join(block.strip() for block in _STYLE.findall(head))
+    digest = hashlib.sha256(css.encode("utf-8")).hexdigest()[:12]
+    uri = f"{NOTEBOOK_CSS_DIR}/notebook.{digest}.css"
+    _notebook_css[uri] = css
+    link = '<link rel="stylesheet" href="%s">' % html.escape(get_relative_url(uri, page.url))
+    head = head[:first.start()] + link + _STYLE.sub("", head[first.end():])
+    # mkdocs-jupyter appends one more block after the notebook: the Python
+    # repr of a list holding the Pygments CSS again, which is not CSS.
+    body = re.sub(r"(</div> <!-- jupyter-wrapper -->)\s*<style>\s*\[.*?\]\s*</style>",
+                  r"\1", body, flags=re.S)
+    return head + marker + body
+
+
+def on_page_content(html_content, page, config, files):
+    """Tidy a notebook page: no CDN loaders, shared CSS, hidden solutions."""
+    if not _is_notebook_page(page):
+        return html_content
+    html_content = _MATHJAX_BLOCK.sub("", html_content)
+    html_content = _MERMAID_BLOCK.sub("", html_content)
+    html_content = _share_notebook_css(html_content, page)
+    return _wrap_solutions(html_content, page)
+
+
+# -- 4. every page ----------------------------------------------------------
+
+def on_post_page(output, page, config):
+    """Warn if the finished page still loads anything from another host."""
+    match = _EXTERNAL_LOAD.search(output)
+    if match:
+        context = output[max(0, match.start() - 40):match.end() + 80].replace("\n", " ")
+        log.warning("%s loads something from another host: ...%s...",
+                    page.file.src_uri, context)
+    return output
+
+
+def on_post_build(config):
+    """Write the shared notebook stylesheet(s) into the built site."""
+    for uri, css in _notebook_css.items():
+        target = Path(config.site_dir) / uri
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(css + "\n", encoding="utf-8")
