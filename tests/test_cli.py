@@ -25,6 +25,7 @@ import threading
 import time
 
 import pytest
+from subprocesses import wait_or_dump
 
 from sockserv.examples import cli
 
@@ -92,15 +93,11 @@ class Command:
 
     def wait(self, timeout=HANG):
         """Wait for the exit status; fails if the process hangs."""
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            if hasattr(signal, "SIGABRT"):
-                self.process.send_signal(signal.SIGABRT)    # faulthandler dumps the stacks
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.process.wait(TIMEOUT)
+        status = wait_or_dump(self.process, timeout, TIMEOUT)
+        if status is None:
             self.close()
             pytest.fail(f"still running {timeout} s later; stderr: {self.stderr}")
+        return status
 
     @property
     def stderr(self):

@@ -17,6 +17,7 @@ import threading
 import time
 
 import pytest
+from subprocesses import wait_or_dump
 
 import sockserv
 from sockserv.examples import chat, client, echo
@@ -115,15 +116,11 @@ class Client:
 
     def wait(self, timeout=HANG):
         """The exit status; fails if the client hangs."""
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            if hasattr(signal, "SIGABRT"):
-                self.process.send_signal(signal.SIGABRT)    # faulthandler dumps the stacks
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.process.wait(TIMEOUT)
+        status = wait_or_dump(self.process, timeout, TIMEOUT)
+        if status is None:
             self.close()
             pytest.fail(f"client still running {timeout} s later; stderr: {self.stderr}")
+        return status
 
     def output(self):
         """All stdout not yet read, once the client has exited."""
