@@ -230,6 +230,24 @@ def test_no_page_links_a_resource_from_another_host(site):
     assert offenders == {}
 
 
+def test_every_in_page_link_has_its_target(site):
+    """The table of contents (and any "#id" link) points at a heading that exists.
+
+    mkdocs-jupyter derives a notebook's contents from Markdown, which lost the
+    code spans of headings such as "`shutdown()` versus `server_close()`"
+    (link "#versus", heading id "shutdown-versus-server_close").
+    """
+    broken = {}
+    for page in site.html_pages():
+        text = site.read(page)
+        ids = set(re.findall(r'\bid="([^"]+)"', text))
+        links = set(re.findall(r'href="#([^"]+)"', text))
+        missing = sorted(links - ids)
+        if missing:
+            broken[page] = missing
+    assert broken == {}
+
+
 def test_solution_cells_are_inside_closed_details(site):
     """Statically, without a browser: every cell tagged solution is folded away."""
     for lesson in lessons.find_lessons():

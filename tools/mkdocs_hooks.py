@@ -22,7 +22,11 @@ hooks, loaded through ``hooks:`` in mkdocs.yml, do four jobs:
      notebook page into one shared, cacheable stylesheet;
    * wrap each run of cells tagged ``solution`` in a closed ``<details>``,
      so worked solutions stay hidden until the reader asks.  Doing it at
-     build time needs no JavaScript and survives instant navigation.
+     build time needs no JavaScript and survives instant navigation;
+   * rebuild the page's table of contents from the headings nbconvert
+     rendered: mkdocs-jupyter derives it from Markdown, which drops the code
+     spans of a heading like "`shutdown()` versus `server_close()`" and so
+     gives it a wrong title and a link to an id that does not exist.
 
 4. on_post_page: warn (which fails ``mkdocs build --strict``) if a page
    still loads a script, stylesheet, image or module from another host.
@@ -37,6 +41,7 @@ from pathlib import Path
 
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
+from mkdocs.structure.toc import get_toc
 from mkdocs.utils import get_relative_url
 
 import lessons  # tools/lessons.py: MkDocs puts a hook's folder on sys.path while importing it
@@ -227,10 +232,58 @@ def _share_notebook_css(content, page):
     return head + marker + body
 
 
+class _Headings(HTMLParser):
+    """The (level, id, text) of every <h1>..<h6 id=...> in rendered HTML.
+
+    The text leaves out nbconvert's "¶" permalink (an <a class="anchor-link">).
+    """
+
+    def __init__(self, text):
+        super().__init__(convert_charrefs=True)
+        self.headings = []
+        self._open = None  # [level, id, text parts] of the heading being read
+        self._in_anchor_link = False
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if re.fullmatch(r"h[1-6]", tag) and attrs.get("id"):
+            self._open = [int(tag[1]), attrs["id"], []]
+        elif tag == "a" and self._open and "anchor-link" in (attrs.get("class") or ""):
+            self._in_anchor_link = True
+
+    def handle_endtag(self, tag):
+        if tag == "a":
+            self._in_anchor_link = False
+        elif self._open and tag == f"h{self._open[0]}":
+            level, anchor, parts = self._open
+            self.headings.append((level, anchor, " ".join("".join(parts).split())))
+            self._open = None
+
+    def handle_data(self, data):
+        if self._open and not self._in_anchor_link:
+            self._open[2].append(data)
+
+
+def _notebook_toc(html_content):
+    """A table of contents whose titles and links are the rendered headings'."""
+    root = {"level": 0, "children": []}
+    stack = [root]
+    for level, anchor, title in _Headings(html_content).headings:
+        token = {"level": level, "id": anchor, "name": html.escape(title), "children": []}
+        while stack[-1]["level"] >= level:
+            stack.pop()
+        stack[-1]["children"].append(token)
+        stack.append(token)
+    return get_toc(root["children"])
+
+
 def on_page_content(html_content, page, config, files):
-    """Tidy a notebook page: no CDN loaders, shared CSS, hidden solutions."""
+    """Tidy a notebook page: no CDN loaders, shared CSS, hidden solutions, true contents."""
     if not _is_notebook_page(page):
         return html_content
+    page.toc = _notebook_toc(html_content)
     html_content = _MATHJAX_BLOCK.sub("", html_content)
     html_content = _MERMAID_BLOCK.sub("", html_content)
     html_content = _share_notebook_css(html_content, page)
