@@ -20,3 +20,15 @@ def wait_or_dump(process, timeout, grace):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(grace)
         return None
+
+
+def end(process, readers, timeout):
+    """Kill the process if it still runs, reap it, join its pipe readers, close its pipes."""
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout)
+    for reader in readers:
+        reader.join(timeout)
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()

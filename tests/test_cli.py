@@ -25,7 +25,7 @@ import threading
 import time
 
 import pytest
-from subprocesses import wait_or_dump
+from subprocesses import end, wait_or_dump
 
 from sockserv.examples import cli
 
@@ -106,14 +106,7 @@ class Command:
 
     def close(self):
         """Kill the process if it still runs; reap it; join the readers; close the pipes."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(TIMEOUT)
-        for reader in self._readers:
-            reader.join(TIMEOUT)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
+        end(self.process, self._readers, TIMEOUT)
 
 
 @contextlib.contextmanager

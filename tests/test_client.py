@@ -17,7 +17,7 @@ import threading
 import time
 
 import pytest
-from subprocesses import wait_or_dump
+from subprocesses import end, wait_or_dump
 
 import sockserv
 from sockserv.examples import chat, client, echo
@@ -136,13 +136,7 @@ class Client:
 
     def close(self):
         """Kill the client if it still runs, reap it, join the readers, close the pipes."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(TIMEOUT)
-        for reader in self._readers:
-            reader.join(TIMEOUT)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            stream.close()
+        end(self.process, self._readers, TIMEOUT)
 
 
 @contextlib.contextmanager
