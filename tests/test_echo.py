@@ -17,6 +17,8 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from helpers import recv_until_eof
+
 import sockserv
 from sockserv.examples import echo
 
@@ -61,16 +63,6 @@ def connect(server):
     return socket.create_connection(server.server_address[:2], timeout=TIMEOUT)
 
 
-def read_to_eof(sock):
-    """Everything the peer sends until it closes."""
-    chunks = []
-    while True:
-        data = sock.recv(65536)
-        if not data:
-            return b"".join(chunks)
-        chunks.append(data)
-
-
 def echo_through(server, chunks):
     """Send chunks on a new connection, half-close, and return all that comes back."""
     with connect(server) as sock:
@@ -78,7 +70,7 @@ def echo_through(server, chunks):
         sender = threading.Thread(target=_send_then_half_close, args=(sock, chunks))
         sender.start()
         try:
-            return read_to_eof(sock)
+            return recv_until_eof(sock)
         finally:
             sender.join(TIMEOUT)
             assert not sender.is_alive()
@@ -128,7 +120,7 @@ def test_half_closed_client_gets_everything_then_eof(impl, mode):
             assert sock.recv(100) == b"first "      # the conversation is live
             sock.sendall(b"last words")
             sock.shutdown(socket.SHUT_WR)
-            assert read_to_eof(sock) == b"last words"
+            assert recv_until_eof(sock) == b"last words"
             assert sock.recv(100) == b""            # and the end stays the end
 
 

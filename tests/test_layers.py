@@ -77,7 +77,7 @@ def test_each_module_imports_only_lower_layers_and_the_stdlib(path):
     assert violations(path) == []
 
 
-def test_the_layer_checker_catches_violations(tmp_path):
+def test_the_layer_checker_catches_violations():
     # The rule above must be able to fail: feed it a core module that imports upwards.
     fake = PACKAGE / "fake_core_module.py"
     source = "import json\nfrom .teach import trace\nfrom .examples.chat import make_server\nimport numpy\n"
