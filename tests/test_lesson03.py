@@ -1,20 +1,19 @@
 """Lesson 03's exercise checks: they pass the worked solutions, on both
-implementations, and fail each typical wrong answer with one sentence that
-says what is wrong."""
+implementations, and fail each plausible wrong answer with one sentence that
+says what is wrong, within a bound."""
 
 import re
-import socketserver
-import sys
 import threading
 
 import pytest
 
-import sockserv
 from sockserv.teach import lesson03
 from sockserv.teach.checks import ExerciseFailed
+from sockserv.teach.harness import IMPLEMENTATIONS
 
-IMPLEMENTATIONS = pytest.mark.parametrize(
-    "impl", [socketserver, sockserv], ids=["stdlib", "sockserv"])
+BOTH = pytest.mark.parametrize("impl", list(IMPLEMENTATIONS.values()),
+                               ids=list(IMPLEMENTATIONS))
+stdlib, sockserv = IMPLEMENTATIONS["stdlib"], IMPLEMENTATIONS["sockserv"]
 
 
 def fails_with(check, answer, words):
@@ -22,7 +21,7 @@ def fails_with(check, answer, words):
     with pytest.raises(ExerciseFailed) as caught:
         check(answer)
     message = str(caught.value)
-    assert words in message
+    assert words in message, message
     # One sentence: one line, ending with a period, no second sentence after it.
     assert "\n" not in message
     assert message.endswith(".")
@@ -30,15 +29,33 @@ def fails_with(check, answer, words):
     return message
 
 
+def passes(check, answer, capsys):
+    check(answer)
+    out = capsys.readouterr().out
+    assert out.startswith("Check passed:") and out.count("\n") == 1, out
+    return out
+
+
+@pytest.fixture
+def short_bounds(monkeypatch):
+    """Bounds short enough that a hang is reported quickly in a test."""
+    monkeypatch.setattr(lesson03, "CLIENT_TIMEOUT", 0.5)
+    monkeypatch.setattr(lesson03, "STOP_TIMEOUT", 0.5)
+
+
 # -- exercise 1: greeter -----------------------------------------------------------
 
 
-def greeter(impl, greet_in="setup", bye_in="finish", call_super_setup=True):
-    """The worked solution, or a typical mistake chosen by the arguments."""
+def greeter(impl, greet_in="setup", bye_in="finish", super_setup=True,
+            super_finish="after"):
+    """The worked solution, or a typical mistake chosen by the arguments.
+
+    super_finish: "after" the goodbye (right), "before" it, or "never".
+    """
 
     class Greeter(impl.StreamRequestHandler):
         def setup(self):
-            if call_super_setup:
+            if super_setup:
                 super().setup()
             if greet_in == "setup":
                 self.wfile.write(b"hello\n")
@@ -51,21 +68,23 @@ def greeter(impl, greet_in="setup", bye_in="finish", call_super_setup=True):
                 self.wfile.write(b"bye\n")
 
         def finish(self):
+            if super_finish == "before":
+                super().finish()
             if bye_in == "finish":
                 self.wfile.write(b"bye\n")
-            super().finish()
+            if super_finish == "after":
+                super().finish()
 
     return Greeter
 
 
-@IMPLEMENTATIONS
+@BOTH
 def test_greeter_solution_passes(impl, capsys):
-    lesson03.check_greeter(greeter(impl))
-    assert capsys.readouterr().out.startswith("Check passed:")
+    passes(lesson03.check_greeter, greeter(impl), capsys)
 
 
 def test_greeter_starter_fails():
-    class Starter(socketserver.StreamRequestHandler):
+    class Starter(stdlib.StreamRequestHandler):
         def handle(self):
             self.wfile.write(self.rfile.readline().upper())
 
@@ -84,59 +103,118 @@ def test_greeter_greeting_in_handle_fails():
 
 
 def test_greeter_without_super_setup_fails():
-    fails_with(lesson03.check_greeter, greeter(socketserver, call_super_setup=False),
-               "super().setup(), which creates wfile")
+    fails_with(lesson03.check_greeter, greeter(stdlib, super_setup=False),
+               "super().setup(), which creates rfile and wfile")
 
 
-def test_a_handler_that_never_returns_fails_instead_of_hanging(monkeypatch):
-    monkeypatch.setattr(lesson03, "TIMEOUT", 0.3)
+@BOTH
+def test_greeter_goodbye_after_super_finish_fails(impl):
+    # On an unbuffered wfile the late write still reaches the client (neither
+    # implementation's writer looks at `closed`): only the buffered copy shows it.
+    fails_with(lesson03.check_greeter, greeter(impl, super_finish="before"),
+               "write the goodbye before calling super().finish()")
+
+
+@BOTH
+def test_greeter_without_super_finish_fails(impl):
+    fails_with(lesson03.check_greeter, greeter(impl, super_finish="never"),
+               "finish() left wfile open: call super().finish()")
+
+
+def test_greeter_that_calls_finish_from_handle_fails():
+    class FinishesTwice(stdlib.StreamRequestHandler):
+        def setup(self):
+            super().setup()
+            self.wfile.write(b"hello\n")
+
+        def handle(self):
+            self.wfile.write(self.rfile.readline().upper())
+            self.finish()  # the server calls it again
+
+        def finish(self):
+            self.wfile.write(b"bye\n")
+            super().finish()
+
+    fails_with(lesson03.check_greeter, FinishesTwice, "received b'hello\\nABC\\nbye\\nbye\\n'")
+
+
+def test_greeter_with_a_placeholder_is_told_to_fill_it_in():
+    class Unfinished(stdlib.StreamRequestHandler):
+        def setup(self):
+            ...
+
+    message = fails_with(lesson03.check_greeter, Unfinished, "fill in the ...")
+    assert message == "fill in the ... in Unfinished.setup() first."
+
+
+def test_a_handler_that_never_returns_fails_instead_of_hanging(short_bounds):
     release = threading.Event()
 
     class Stuck(sockserv.StreamRequestHandler):
         def handle(self):
             release.wait(10)
 
-    try:
-        fails_with(lesson03.check_greeter, Stuck, "handle() must return")
-    finally:
-        release.set()  # lets the check's serving thread finish (the leak guard joins it)
+    with pytest.raises(ExerciseFailed) as caught:
+        lesson03.check_greeter(Stuck)
+    assert "handle() must return" in str(caught.value)
+    release.set()  # lets the check's stopping thread finish; join it for the leak guard
+    caught.value.__cause__.thread.join(5)
+    assert not caught.value.__cause__.thread.is_alive()
 
 
 # -- exercise 2: a server that refuses after `limit` connections ---------------------
 
 
-def limited_server(impl, off_by_one=False):
-    """The worked solution, or the version that stops one connection early."""
+def limited_server(impl, counter="self", off_by_one=False):
+    """The worked solution, or a typical mistake chosen by the arguments.
+
+    counter: where the count lives, "self" (right), "class" or "global".
+    """
+    shared = {"accepted": 0}
 
     class LimitedServer(impl.TCPServer):
         limit = 2
-        accepted = 0
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.accepted = 0
 
         def verify_request(self, request, client_address):
-            self.accepted += 1
-            if off_by_one:
-                return self.accepted < self.limit
-            return self.accepted <= self.limit
+            if counter == "self":
+                self.accepted += 1
+                count = self.accepted
+            elif counter == "class":
+                type(self).accepted = getattr(type(self), "accepted", 0) + 1
+                count = type(self).accepted
+            else:
+                shared["accepted"] += 1
+                count = shared["accepted"]
+            return count < self.limit if off_by_one else count <= self.limit
 
     return LimitedServer
 
 
-@IMPLEMENTATIONS
+@BOTH
 def test_limited_server_solution_passes(impl, capsys):
-    lesson03.check_limited_server(limited_server(impl))
-    assert capsys.readouterr().out.startswith("Check passed:")
+    passes(lesson03.check_limited_server, limited_server(impl), capsys)
+
+
+def test_limited_server_solution_passes_twice(capsys):
+    server_class = limited_server(sockserv)
+    passes(lesson03.check_limited_server, server_class, capsys)
+    passes(lesson03.check_limited_server, server_class, capsys)
 
 
 def test_limited_server_with_a_larger_limit_passes(capsys):
     class FourServer(limited_server(sockserv)):
         limit = 4
 
-    lesson03.check_limited_server(FourServer)
-    assert "the first 4 connections" in capsys.readouterr().out
+    assert "the first 4 connections" in passes(lesson03.check_limited_server,
+                                               FourServer, capsys)
 
 
 def test_limited_server_starter_fails():
-    class Starter(socketserver.TCPServer):
+    class Starter(stdlib.TCPServer):
         limit = 2
 
         def verify_request(self, request, client_address):
@@ -149,6 +227,21 @@ def test_limited_server_starter_fails():
 def test_limited_server_off_by_one_fails():
     fails_with(lesson03.check_limited_server, limited_server(sockserv, off_by_one=True),
                "returned [True, False, False, False]")
+
+
+@pytest.mark.parametrize("counter", ["class", "global"])
+def test_limited_server_with_a_count_shared_by_every_server_fails(counter):
+    # On a fresh class the first server passes; the second server running at the
+    # same time shows that the count is shared.
+    fails_with(lesson03.check_limited_server, limited_server(stdlib, counter=counter),
+               "each server needs its own count")
+
+
+def test_limited_server_with_a_class_count_left_from_before_fails():
+    server_class = limited_server(sockserv, counter="class")
+    server_class.accepted = 5  # what an earlier run of the check leaves behind
+    fails_with(lesson03.check_limited_server, server_class,
+               "the count must start at 0 for every new server")
 
 
 def test_limited_server_without_a_counter_fails():
@@ -164,7 +257,7 @@ def test_limited_server_without_a_counter_fails():
 
 
 def test_limited_server_refusing_outside_verify_request_fails():
-    class RefusesInProcessRequest(socketserver.TCPServer):
+    class RefusesInProcessRequest(stdlib.TCPServer):
         limit = 2
         accepted = 0
 
@@ -182,6 +275,36 @@ def test_limited_server_refusing_outside_verify_request_fails():
 def test_limited_server_without_limit_fails():
     fails_with(lesson03.check_limited_server, sockserv.TCPServer,
                "needs a class attribute limit")
+
+
+def test_limited_server_whose_constructor_fails_is_reported():
+    class BrokenInit(stdlib.TCPServer):
+        limit = 2
+
+        def __init__(self, address, handler):
+            self.accepted = 0
+            super().__init__(address)  # forgot the handler
+
+    fails_with(lesson03.check_limited_server, BrokenInit,
+               "creating a BrokenInit raised TypeError")
+
+
+def test_limited_server_whose_verify_request_never_returns_fails(short_bounds):
+    release = threading.Event()
+
+    class Stuck(sockserv.TCPServer):
+        limit = 2
+
+        def verify_request(self, request, client_address):
+            release.wait(10)
+            return True
+
+    with pytest.raises(ExerciseFailed) as caught:
+        lesson03.check_limited_server(Stuck)
+    assert "verify_request() must return" in str(caught.value)
+    release.set()
+    caught.value.__cause__.thread.join(5)
+    assert not caught.value.__cause__.thread.is_alive()
 
 
 # -- exercise 3: handle requests until nobody comes ---------------------------------
@@ -211,14 +334,13 @@ def patient_server(impl, count_timeout=False, reset_flag=True):
     return PatientServer
 
 
-@IMPLEMENTATIONS
+@BOTH
 def test_patient_server_solution_passes(impl, capsys):
-    lesson03.check_patient_server(patient_server(impl))
-    assert capsys.readouterr().out.startswith("Check passed:")
+    passes(lesson03.check_patient_server, patient_server(impl), capsys)
 
 
 def test_patient_server_starter_fails():
-    class Starter(socketserver.TCPServer):
+    class Starter(stdlib.TCPServer):
         timeout = 0.2
 
         def serve_until_quiet(self):
@@ -235,7 +357,7 @@ def test_patient_server_counting_the_timeout_fails():
 
 
 def test_patient_server_that_never_resets_its_flag_fails():
-    fails_with(lesson03.check_patient_server, patient_server(socketserver, reset_flag=False),
+    fails_with(lesson03.check_patient_server, patient_server(stdlib, reset_flag=False),
                "call 3 of serve_until_quiet() returned 0 with 2 clients waiting")
 
 
@@ -247,9 +369,9 @@ def test_patient_server_without_timeout_fails():
     fails_with(lesson03.check_patient_server, NoTimeout, "NoTimeout.timeout is None")
 
 
-@IMPLEMENTATIONS
+@BOTH
 def test_patient_server_that_never_stops_fails_instead_of_hanging(impl, monkeypatch):
-    monkeypatch.setattr(lesson03, "TIMEOUT", 1.0)
+    monkeypatch.setattr(lesson03, "STOP_TIMEOUT", 1.0)
 
     class NeverStops(impl.TCPServer):
         timeout = 0.05
@@ -273,3 +395,14 @@ def test_patient_server_that_raises_fails():
 
     fails_with(lesson03.check_patient_server, Raises,
                "serve_until_quiet() raised AttributeError")
+
+
+def test_patient_server_with_a_placeholder_is_told_to_fill_it_in():
+    class Unfinished(sockserv.TCPServer):
+        timeout = 0.2
+
+        def serve_until_quiet(self):
+            ...
+
+    fails_with(lesson03.check_patient_server, Unfinished,
+               "fill in the ... in Unfinished.serve_until_quiet() first.")
