@@ -44,7 +44,8 @@ import struct
 import sys
 import threading
 
-from .checks import ExerciseFailed, check, passed
+from .checks import (ExerciseFailed, check, describe_error, passed, preview,
+                     require_filled_in)
 from .harness import (CLIENT_TIMEOUT, IMPLEMENTATIONS, LOCALHOST, STOP_TIMEOUT,
                       TimedOut, connect, recording_errors, run_bounded, serving,
                       talk)
@@ -148,17 +149,10 @@ def _reset(sock):
     sock.close()
 
 
-def _preview(data, limit=48):
-    """A short repr of some bytes for a one-sentence message."""
-    if len(data) <= limit:
-        return repr(data)
-    return f"{data[:limit]!r} (and {len(data) - limit} more bytes)"
-
-
-def _one_line(text):
-    """An exception's text as a clause: its first line, no sentence breaks."""
-    first = str(text).strip().splitlines()[0] if str(text).strip() else ""
-    return first.rstrip(".").replace(". ", ", ")
+def _short_repr(value, limit=60):
+    """repr(value), cut to about limit characters, for a sentence."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _describe(error, who):
@@ -168,42 +162,18 @@ def _describe(error, who):
                 f"closed its side), so a real server would spin there forever: "
                 f"stop the loop when recv() returns b''.")
     if isinstance(error, UnicodeDecodeError):
-        return (f"{who} raised UnicodeDecodeError ({_one_line(error)}): one recv() "
-                f"is not one message, and a character's bytes can be split "
-                f"between two reads.")
+        return (f"{who} raised {describe_error(error)}: one recv() is not one "
+                f"message, and a character's bytes can be split between two reads.")
     if isinstance(error, TimeoutError):
         return (f"{who} waited {WATCHED_TIMEOUT:g} s for data that the client "
                 f"never sent: read what arrives, and stop at b''.")
-    text = _one_line(error)
-    return f"{who} raised {type(error).__name__}" + (f" ({text})." if text else ".")
-
-
-def _placeholder_left(code):
-    """Whether a code object (or one nested in it) still uses the value `...`."""
-    for constant in code.co_consts:
-        if constant is Ellipsis:
-            return True
-        if hasattr(constant, "co_consts") and _placeholder_left(constant):
-            return True
-    return False
-
-
-def _check_no_placeholder(obj, name):
-    """Fail with "fill in the ..." if a function, or a class's methods, still use `...`."""
-    if isinstance(obj, type):
-        functions = [value for value in vars(obj).values() if callable(value)]
-    else:
-        functions = [obj]
-    for function in functions:
-        code = getattr(function, "__code__", None)
-        check(code is None or not _placeholder_left(code),
-              f"fill in the ... in {name} first.")
+    return f"{who} raised {describe_error(error)}."
 
 
 def _check_handler_class(handler_class, name):
     check(isinstance(handler_class, type) and hasattr(handler_class, "handle"),
           f"pass the handler class itself ({name}), not an instance or a function.")
-    _check_no_placeholder(handler_class, name)
+    require_filled_in(handler_class, name)
 
 
 def _watched_server_class(impl, max_piece):
@@ -332,7 +302,7 @@ def check_sturdy_echo(sturdy_echo_server):
     name = "sturdy_echo_server"
     check(callable(sturdy_echo_server) and not isinstance(sturdy_echo_server, type),
           f"pass the function itself, {name}, not the result of calling it.")
-    _check_no_placeholder(sturdy_echo_server, name)
+    require_filled_in(sturdy_echo_server, name)
     who = f"{name}()"
     listener = _WatchedListener()
     replies = [None] * STURDY_CLIENTS
@@ -398,7 +368,7 @@ def _report_sturdy(who, listener, replies, outcome, still_open):
         reply = replies[index]
         check(reply == message,
               f"the {_ORDINALS[index]} client sent {len(message)} bytes and got back "
-              f"{_preview(reply or b'')}: echo every byte of every client, until "
+              f"{preview(reply or b'')}: echo every byte of every client, until "
               f"its recv() returns b''.")
     for index in sorted(set(listener.left_open)):
         ordinal = _ORDINALS[index]
@@ -412,10 +382,10 @@ def _report_sturdy(who, listener, replies, outcome, still_open):
           f"close every connection.")
     returned = outcome["returned"]
     check(isinstance(returned, list),
-          f"{who} returned {_one_line(repr(returned))[:60]}, expected a list of "
+          f"{who} returned {_short_repr(returned)}, expected a list of "
           f"the exceptions it caught.")
     check(len(returned) == 1 and isinstance(returned[0], OSError),
-          f"{who} returned {_one_line(repr(returned))[:80]}, expected a list "
+          f"{who} returned {_short_repr(returned)}, expected a list "
           f"holding the one OSError of the second client.")
 
 
@@ -452,12 +422,12 @@ def check_upper_echo(handler_class):
               f"{len(expected)} bytes expected: reply to every byte, also the "
               f"last piece.")
         check(reply != sent.upper(),
-              f"on {label} the handler sent back {_preview(reply)}, with the "
+              f"on {label} the handler sent back {preview(reply)}, with the "
               f"letters outside ASCII not upper-cased: bytes.upper() changes "
               f"ASCII letters only, so work on the text (str) instead.")
         check(False,
-              f"on {label} the handler sent back {_preview(reply)}, expected "
-              f"{_preview(expected)}.")
+              f"on {label} the handler sent back {preview(reply)}, expected "
+              f"{preview(expected)}.")
     passed(f"{handler_class.__name__} upper-cases UTF-8 text cut into "
            f"{UPPER_PIECE}-byte pieces, on stdlib and on sockserv")
 
@@ -492,7 +462,7 @@ def check_byte_counts(handler_class):
         check(counts == expected,
               f"on {label}, after three connections sending "
               f"{', '.join(map(str, expected[:-1]))} and {expected[-1]} bytes, "
-              f"server.byte_counts is {_one_line(repr(counts))[:80]}, expected "
+              f"server.byte_counts is {_short_repr(counts)}, expected "
               f"{expected!r}.")
     passed(f"{handler_class.__name__} echoes and records {expected} on "
            f"stdlib and on sockserv")
