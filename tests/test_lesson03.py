@@ -144,7 +144,7 @@ def test_greeter_with_a_placeholder_is_told_to_fill_it_in():
             ...
 
     message = fails_with(lesson03.check_greeter, Unfinished, "fill in the ...")
-    assert message == "fill in the ... in Unfinished.setup() first."
+    assert message == "fill in the ... in Unfinished first."
 
 
 def test_a_handler_that_never_returns_fails_instead_of_hanging(short_bounds):
@@ -405,4 +405,4 @@ def test_patient_server_with_a_placeholder_is_told_to_fill_it_in():
             ...
 
     fails_with(lesson03.check_patient_server, Unfinished,
-               "fill in the ... in Unfinished.serve_until_quiet() first.")
+               "fill in the ... in Unfinished first.")

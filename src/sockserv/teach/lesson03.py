@@ -35,16 +35,13 @@ never returns is reported once the bounded stop gives up; and a
 serve_until_quiet() that never stops is ended by closing its server.
 """
 
-import ast
 import contextlib
-import inspect
 import io
 import socket
-import textwrap
 
 import sockserv
 
-from .checks import ExerciseFailed, check, passed
+from .checks import ExerciseFailed, check, describe_error, passed, require_filled_in
 from .harness import (CLIENT_TIMEOUT, IMPLEMENTATIONS, LOCALHOST, POLL_INTERVAL,
                       STOP_TIMEOUT, TimedOut, connect, read_all, recording_errors,
                       run_bounded, serving, talk)
@@ -54,34 +51,6 @@ __all__ = ["ExerciseFailed", "check_greeter", "check_limited_server",
 
 
 # -- what every check shares ---------------------------------------------------
-
-
-def _describe(error):
-    """'ValueError: what it said', without a final period (it ends inside a sentence)."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text.rstrip('.')}" if text else type(error).__name__
-
-
-def _placeholders(cls):
-    """Names of the methods defined in cls's own body that still contain `...`."""
-    unfilled = []
-    for name, member in vars(cls).items():
-        if not inspect.isfunction(member):
-            continue
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(member)))
-        except (OSError, TypeError, SyntaxError):
-            continue  # no source to look at (built on the fly): nothing to say
-        if any(isinstance(node, ast.Constant) and node.value is Ellipsis
-               for node in ast.walk(tree)):
-            unfilled.append(name)
-    return unfilled
-
-
-def _require_filled_in(cls):
-    unfilled = _placeholders(cls)
-    check(not unfilled,
-          f"fill in the ... in {cls.__name__}.{unfilled[0] if unfilled else ''}() first.")
 
 
 def _disguised(wrapper, original):
@@ -127,7 +96,7 @@ BUFFERED = io.DEFAULT_BUFFER_SIZE
 
 
 def _handler_error_sentence(error, scenario):
-    text = _describe(error)
+    text = describe_error(error)
     if isinstance(error, AttributeError) and ("wfile" in text or "rfile" in text):
         return (f"{scenario}, the handler raised {text}: setup() must call "
                 f"super().setup(), which creates rfile and wfile, before using them.")
@@ -180,7 +149,7 @@ def check_greeter(handler_class):
     finish() must leave wfile closed (super().finish() called).  Runs on
     both implementations' TCPServer.
     """
-    _require_filled_in(handler_class)
+    require_filled_in(handler_class)
 
     class HandleFails(handler_class):
         def handle(self):
@@ -220,7 +189,7 @@ def check_greeter(handler_class):
         others = [error for error in errors if not isinstance(error, RuntimeError)]
         if others:
             raise ExerciseFailed(
-                f"after handle() raised, the handler also raised {_describe(others[0])} "
+                f"after handle() raised, the handler also raised {describe_error(others[0])} "
                 f"(finish() runs after a failed handle() too, and must still work).")
         check(reply is not None and reply.startswith(GREETING),
               f"when handle() raised, the client received {reply!r}, without "
@@ -277,7 +246,7 @@ def _limited_run(server_class, servers, rounds):
                 server = watched(LOCALHOST, handler)
             except Exception as error:
                 raise ExerciseFailed(f"creating a {server_class.__name__} raised "
-                                     f"{_describe(error)}.") from None
+                                     f"{describe_error(error)}.") from None
             server.verdicts = []
             stack.enter_context(server)
             stack.enter_context(_serving_bounded(
@@ -291,7 +260,7 @@ def _limited_run(server_class, servers, rounds):
                 replies[which].append(_exchange(server.server_address, b"", who))
                 if raised:
                     raise ExerciseFailed(f"on {who}, verify_request() raised "
-                                         f"{_describe(raised[0])}.")
+                                         f"{describe_error(raised[0])}.")
     return running, replies, served
 
 
@@ -304,7 +273,7 @@ def check_limited_server(server_class):
     own handler; each one that is refused is closed with no reply; and
     verify_request() must be what decided, for each server on its own.
     """
-    _require_filled_in(server_class)
+    require_filled_in(server_class)
     limit = getattr(server_class, "limit", None)
     check(isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1,
           f"{server_class.__name__} needs a class attribute limit, the whole "
@@ -383,7 +352,7 @@ def _serve_until_quiet_bounded(server):
             f"started: stop the loop as soon as handle_timeout() has been "
             f"called.") from timed_out
     except Exception as error:  # the learner's code raised: say what, in one sentence
-        raise ExerciseFailed(f"serve_until_quiet() raised {_describe(error)}.") from None
+        raise ExerciseFailed(f"serve_until_quiet() raised {describe_error(error)}.") from None
 
 
 def check_patient_server(server_class):
@@ -394,7 +363,7 @@ def check_patient_server(server_class):
     requests it handled.  The check queues clients before each call: 3, then
     none, then 2, so a flag left over from an earlier call shows up.
     """
-    _require_filled_in(server_class)
+    require_filled_in(server_class)
     timeout = getattr(server_class, "timeout", None)
     check(isinstance(timeout, (int, float)) and 0 < timeout <= 1,
           f"{server_class.__name__}.timeout is {timeout!r}: set it to a short "
