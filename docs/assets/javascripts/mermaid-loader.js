@@ -14,6 +14,20 @@
  * It must run before Material draws, i.e. before DOMContentLoaded: it is
  * listed in extra_javascript, which MkDocs loads synchronously.
  *
+ * Two corrections on the way through, both checked by tests/test_site.py:
+ *
+ * - Arrowheads.  Material's stylesheet for diagrams colours the sequence
+ *   diagram's arrowheads through `#arrowhead`, the id Mermaid used before
+ *   version 10; Mermaid 11 names them `<diagram id>-arrowhead` and paints
+ *   them #333, which is all but invisible on the dark scheme.  ARROW_CSS
+ *   (added to Material's themeCSS) gives every arrowhead the colour of its
+ *   line, in both schemes.
+ * - Size.  Mermaid draws a diagram 100% wide with its natural width as the
+ *   maximum, so a wide diagram shrinks without limit (labels of 5 px at
+ *   1280 px).  render() adds a minimum width, MIN_SCALE of the natural
+ *   width, to the <svg>: below that the diagram keeps its size and scrolls
+ *   sideways in its box (extra.css: div.mermaid { overflow-x: auto }).
+ *
  * mermaid.min.js is Mermaid 11.17.2, unchanged: package/dist/mermaid.min.js
  * from `npm pack mermaid@11` (sha256 581ed7d74bd9048d0e3a91363927d72e
  * f22942d7722546b27f7cc29e35390eb8).  MIT licence: mermaid.LICENSE.txt.
@@ -30,6 +44,26 @@
   var scriptUrl = new URL("mermaid.min.js", document.currentScript.src).href;
   var configuration = {};
   var loading = null;
+
+  // Mermaid prefixes each rule with the diagram's own id, so these reach only
+  // the inside of the diagram being drawn.
+  var LINE_COLOUR = "var(--md-mermaid-sequence-message-line-color)";
+  var ARROW_CSS =
+    '[id$="-arrowhead"] path, [id$="-crosshead"] path' +
+    "{fill:" + LINE_COLOUR + " !important; stroke:" + LINE_COLOUR + " !important}" +
+    '[id$="-stickTopArrowHead"] path, [id$="-stickBottomArrowHead"] path' +
+    "{stroke:" + LINE_COLOUR + " !important}";
+
+  // Mermaid's labels are 16 px at natural size: 0.75 keeps them at 12 px or more.
+  var MIN_SCALE = 0.75;
+  var SVG_MAX_WIDTH = /(<svg\b[^>]*?\bstyle="[^"]*?max-width:\s*)([\d.]+)px;?/;
+
+  function withMinimumWidth(svg) {
+    return svg.replace(SVG_MAX_WIDTH, function (all, start, width) {
+      var minimum = Math.round(parseFloat(width) * MIN_SCALE);
+      return start + width + "px; min-width: " + minimum + "px;";
+    });
+  }
 
   function loadMermaid() {
     if (!loading) {
@@ -53,10 +87,15 @@
   window.mermaid = {
     initialize: function (options) {
       configuration = Object.assign({}, configuration, options);
+      var css = configuration.themeCSS || "";
+      configuration.themeCSS = css.indexOf(ARROW_CSS) < 0 ? css + ARROW_CSS : css;
     },
     render: function (id, text, container) {
       return loadMermaid().then(function (mermaid) {
         return mermaid.render(id, text, container);
+      }).then(function (result) {
+        result.svg = withMinimumWidth(result.svg);
+        return result;
       });
     }
   };
