@@ -403,6 +403,11 @@ UPPER_CHUNKS = (_UPPER_BYTES[:_SPLIT], _UPPER_BYTES[_SPLIT:])
 UPPER_PIECE = 5
 
 
+def _as_text(data):
+    """UTF-8 bytes as text for a message; bytes that are not UTF-8 as \\x escapes."""
+    return data.decode("utf-8", "backslashreplace")
+
+
 def check_upper_echo(handler_class):
     """Check a handler that echoes UTF-8 text upper-cased, on both implementations.
 
@@ -417,17 +422,18 @@ def check_upper_echo(handler_class):
                                    max_piece=UPPER_PIECE)
         if reply == expected:
             continue
-        check(not reply.startswith(expected[:len(reply)]) or not reply,
+        shown = preview(_as_text(reply))
+        check(not reply or not expected.startswith(reply),
               f"on {label} the handler sent back only {len(reply)} of the "
-              f"{len(expected)} bytes expected: reply to every byte, also the "
-              f"last piece.")
+              f"{len(expected)} bytes expected ({shown}): reply to every byte, "
+              f"also the last piece.")
         check(reply != sent.upper(),
-              f"on {label} the handler sent back {preview(reply)}, with the "
-              f"letters outside ASCII not upper-cased: bytes.upper() changes "
-              f"ASCII letters only, so work on the text (str) instead.")
+              f"on {label} the handler sent back {shown}, with the letters outside "
+              f"ASCII not upper-cased: bytes.upper() changes ASCII letters only, "
+              f"so work on the text (str) instead.")
         check(False,
-              f"on {label} the handler sent back {preview(reply)}, expected "
-              f"{preview(expected)}.")
+              f"on {label} the handler sent back {shown}, expected "
+              f"{preview(UPPER_TEXT.upper())}.")
     passed(f"{handler_class.__name__} upper-cases UTF-8 text cut into "
            f"{UPPER_PIECE}-byte pieces, on stdlib and on sockserv")
 
