@@ -1,7 +1,17 @@
-"""Fixtures for every test under tests/: a running server, and a leak guard.
+"""Fixtures for every test under tests/: private temporary folders, a running server, a leak guard.
+
+Private temporary folders: every pytest process (each xdist worker) gets
+its own folder and points ``TMPDIR`` (and ``tempfile.tempdir``) at it in
+``pytest_configure``, before any test runs or any kernel starts; every test
+then gets a fresh folder of its own inside it (``_own_tmpdir``), and every
+notebook that nbval runs starts its kernel with a fresh ``TMPDIR`` too.  So
+whatever a test, a subprocess it starts or a lesson's kernel creates with
+``tempfile`` lands in a folder nobody else writes to, and a test that looks
+for what it left behind looks only there, never at the machine's /tmp.
+pytest's own ``tmp_path`` folders stay where pytest keeps them.
 
 ``running_server`` is the one way tests get "a server on port 0": it binds
-127.0.0.1:0 (or a short Unix socket path under /tmp), serves with
+127.0.0.1:0 (or a short Unix socket path in the test's own TMPDIR), serves with
 ``serve_forever(poll_interval=0.05)`` in a thread, and always shuts the
 server down, joins the thread, closes the server and removes the Unix
 socket file -- checking each step with a bound, so a hang is a failure, not
@@ -16,6 +26,7 @@ something alive on purpose; say why.
 import gc
 import glob
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -35,6 +46,74 @@ def pytest_configure(config):
         "markers",
         "allow_leaks(reason): skip the thread/child/socket leak guard for this test",
     )
+    _make_process_tmpdir(config)
+
+
+def pytest_unconfigure(config):
+    path = getattr(config, "_sockserv_tmpdir", None)
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# -- private temporary folders ---------------------------------------------------
+
+
+#: This pytest process's own temporary folder (set in pytest_configure).
+PROCESS_TMPDIR = None
+
+
+def _make_process_tmpdir(config):
+    """Point TMPDIR at a new folder of this pytest process's own (one per xdist worker).
+
+    The folder is made in the machine's temporary folder, not inside one that
+    a parent pytest set (short paths matter: a Unix socket path has room for
+    about 107 bytes).  pytest keeps its ``tmp_path`` folders where it always
+    does: PYTEST_DEBUG_TEMPROOT fixes their root before TMPDIR changes.
+    """
+    global PROCESS_TMPDIR
+    system_tmp = os.environ.get("SOCKSERV_SYSTEM_TMPDIR") or tempfile.gettempdir()
+    os.environ["SOCKSERV_SYSTEM_TMPDIR"] = system_tmp
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", system_tmp)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    PROCESS_TMPDIR = config._sockserv_tmpdir = tempfile.mkdtemp(prefix=f"sockserv-{worker}-", dir=system_tmp)
+    _set_tmpdir(PROCESS_TMPDIR)
+
+
+def _set_tmpdir(path):
+    """Make ``path`` the temporary folder of this process and of what it starts from now on."""
+    os.environ["TMPDIR"] = path
+    tempfile.tempdir = path
+
+
+@pytest.fixture(autouse=True)
+def _own_tmpdir():
+    """Give each test a fresh TMPDIR of its own, removed afterwards with what is left in it."""
+    path = tempfile.mkdtemp(prefix="t-", dir=PROCESS_TMPDIR)
+    _set_tmpdir(path)
+    try:
+        yield path
+    finally:
+        _set_tmpdir(PROCESS_TMPDIR)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _is_nbval_cell(item):
+    return type(item).__module__.startswith("nbval") and type(item.parent).__name__ == "IPyNbFile"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    """Start each notebook's nbval kernel (set up with its first cell) with a TMPDIR of its own."""
+    notebook = item.parent if _is_nbval_cell(item) else None
+    if notebook is None or hasattr(notebook, "_sockserv_tmpdir"):
+        yield
+        return
+    notebook._sockserv_tmpdir = tempfile.mkdtemp(prefix="k-", dir=PROCESS_TMPDIR)
+    os.environ["TMPDIR"] = notebook._sockserv_tmpdir  # read once, when the kernel starts
+    try:
+        yield
+    finally:
+        os.environ["TMPDIR"] = PROCESS_TMPDIR
 
 
 # -- the leak guard ------------------------------------------------------------
@@ -199,7 +278,7 @@ class ServerRunner:
         tmpdir = None
         if is_unix(server_class):
             # Short on purpose: AF_UNIX paths are limited to about 107 bytes.
-            tmpdir = tempfile.mkdtemp(prefix="ss-", dir="/tmp")
+            tmpdir = tempfile.mkdtemp(prefix="ss-")  # in this test's own TMPDIR
             address = os.path.join(tmpdir, "sock")
         else:
             address = ("127.0.0.1", 0)
