@@ -15,19 +15,33 @@ ThreadingMixIn and TCPServer.
 
 Where the pieces live (each module has one job):
 
-    chat_protocol   what a client line means; the table of every line the server may send
-    chat_registry   the clients by name, one lock, broadcasts in one global order
+    chat_protocol   what a client line means; every line the server may send; the limits
+    chat_telnet     telnet commands removed from the input, offers refused, Ctrl-C seen
+    chat_framing    the byte stream cut into lines of at most max_line bytes
+    chat_clean      control characters removed from what a client says
+    chat_bucket     the flood limit: a token bucket per client
+    chat_input      those steps chained for one connection (no I/O: shareable)
+    chat_registry   the clients by name, one lock, broadcasts in one global order, max_clients
     chat_outbox     a bounded queue and a writer thread per client
-    chat (this)     the handler (read lines, obey them) and the server (start, stop)
+    chat_console    the teacher's console (who, say, kick, quit, help)
+    chat (this)     the handler (read bytes, obey what they ask) and the server (start, stop)
 
 What makes it classroom-ready, and where each guarantee comes from:
 
 - A client that stops reading stalls only its own writer thread; past `max_pending` queued
   bytes it is disconnected (chat_outbox).  Broadcasts hold the registry lock but never block.
-- Lines are read with rfile.readline(max_line + 1): however much a client sends, the server
-  holds at most one line of it.  A longer line gets "! line too long" and a disconnect.
-- The idle timeout is the socket timeout that StreamRequestHandler sets from its `timeout`
-  attribute; the handler sets that attribute from the server's idle_timeout.
+- The handler reads with recv(), not rfile.readline(): telnet commands must be removed before
+  the stream is cut into lines (an option byte may be 0x0A).  chat_input does both and holds
+  at most max_line bytes of an unfinished line; a longer line gets "! line too long" and a
+  disconnect.
+- Nothing a client sends reaches another client's terminal as a control character
+  (chat_clean), telnet negotiation never reaches anyone and is refused (chat_telnet), and a
+  client over its flood limit has its lines dropped (chat_bucket).
+- The idle timeout counts from the last complete line, not the last byte: before each recv()
+  the socket's timeout is set to what is left until then, so a client trickling bytes
+  without a newline is timed out like a silent one.
+- At most max_clients are registered; one more gets "! server full" and is closed, and
+  nobody else sees anything (chat_registry).
 - Every handler deregisters in finish(), which runs however handle() ended.
 - stop() ends the serve loop, queues "* server shutting down" to everyone, gives writers a
   moment to deliver it, then shuts every connection down (shutdown(), unlike close(), wakes a
@@ -42,14 +56,18 @@ reason), renames at INFO; unexpected errors at ERROR.
 
 import functools
 import logging
+import math
+import os
+import select
 import socket
 import sys
 import threading
 import time
 
+from .chat_input import ChatInput
 from .chat_outbox import Outbox
-from .chat_protocol import decode_line, parse, render
-from .chat_registry import Registry
+from .chat_protocol import LIMITS, render
+from .chat_registry import Full, Registry
 
 __all__ = ["make_server", "chat_classes", "ChatServerMixIn", "ChatRequestHandlerMixIn"]
 
@@ -59,14 +77,18 @@ log = logging.getLogger("sockserv.chat")
 _REPLIES = {"ping": "pong", "help": "help", "unknown": "unknown"}
 
 
-def make_server(address, *, impl, max_line=4096, idle_timeout=300.0):
+def make_server(address, *, impl, max_line=LIMITS.max_line, idle_timeout=LIMITS.idle_timeout,
+                max_clients=LIMITS.max_clients, rate=LIMITS.rate, burst=LIMITS.burst,
+                clock=time.monotonic):
     """Return a bound, listening chat server built from impl's classes.
 
     impl is the module that provides ThreadingTCPServer and StreamRequestHandler: the stdlib's
-    socketserver, or sockserv.
+    socketserver, or sockserv.  The limits are those of chat_protocol.Limits; clock is what
+    the flood limit's buckets read (tests pass a clock they move by hand).
     """
     server_class, handler_class = chat_classes(impl)
-    return server_class(address, handler_class, max_line=max_line, idle_timeout=idle_timeout)
+    return server_class(address, handler_class, max_line=max_line, idle_timeout=idle_timeout,
+                        max_clients=max_clients, rate=rate, burst=burst, clock=clock)
 
 
 @functools.cache
@@ -79,6 +101,20 @@ def chat_classes(impl):
                         (ChatServerMixIn, impl.ThreadingTCPServer),
                         {"__module__": __name__, "__doc__": ChatServerMixIn.__doc__})
     return server_class, handler_class
+
+
+def wait_readable(sock, timeout):
+    """Wait up to timeout seconds for sock to have input (or EOF, or an error); True if so.
+
+    Not sock.settimeout(): the socket's timeout is shared with the writer thread's sendall().
+    poll() where there is one (select() cannot take descriptors above 1023 on Linux).
+    """
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(max(0, math.ceil(timeout * 1000))))
+    readable, _, _ = select.select([sock], [], [], max(0.0, timeout))
+    return bool(readable)
 
 
 class ChatRequestHandlerMixIn:
@@ -95,11 +131,14 @@ class ChatRequestHandlerMixIn:
 
     # Chat lines are small and wanted at once: do not let Nagle's algorithm hold them back.
     disable_nagle_algorithm = True
+    #: The most bytes one recv() takes.
+    recv_size = 4096
 
     def setup(self):
-        """Apply the idle timeout and name the threads.  May be extended."""
-        # StreamRequestHandler.setup() gives the socket this timeout: a readline() that
-        # waits longer than the idle timeout raises TimeoutError.
+        """Set the socket timeout, name the threads, make the outbox.  May be extended."""
+        # StreamRequestHandler.setup() gives the socket this timeout.  It bounds the writer's
+        # sendall() to a client that takes nothing (the reader waits with wait_readable(),
+        # whose deadline is the idle rule's).
         self.timeout = self.server.idle_timeout
         super().setup()
         host, port = self.client_address[:2]
@@ -113,7 +152,13 @@ class ChatRequestHandlerMixIn:
     def handle(self):
         """Join the chat, then serve the client's lines until it leaves."""
         self.outbox.start()
-        self.nick = self.server.registry.join(self.outbox)
+        try:
+            self.nick = self.server.registry.join(self.outbox)
+        except Full:
+            self.outbox.put(render("full"))
+            self.reason = "server full"
+            log.info("refused %s: server full", self.peer)
+            return
         if self.nick is None:
             # Accepted just as the server is stopping: the same last line as everyone.
             self.outbox.put(render("shutdown"))
@@ -124,25 +169,41 @@ class ChatRequestHandlerMixIn:
 
     def serve_lines(self):
         """Read and obey lines until the client leaves; return the reason it left."""
-        limit = self.server.max_line
+        server = self.server
+        incoming = ChatInput(server.max_line, server.rate, server.burst, server.clock)
+        # Idle means no complete line: the deadline moves only when a whole line arrives.
+        deadline = time.monotonic() + server.idle_timeout
         while True:
-            try:
-                # At most limit + 1 bytes: enough to tell "a line of limit bytes and its
-                # newline" from "too long", and never more than that in memory.
-                raw = self.rfile.readline(limit + 1)
-            except TimeoutError:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 self.tell("idle")
                 return "idle timeout"
-            except OSError as exc:      # reset by the client, or shut down by stop()
+            try:
+                if not wait_readable(self.connection, left):
+                    continue    # the loop's first test decides
+                data = self.connection.recv(self.recv_size)
+            except TimeoutError:
+                continue
+            except OSError as exc:      # reset by the client, or shut down by stop() or kick
                 return f"connection error: {exc}"
-            if not raw.endswith(b"\n"):
-                if len(raw) > limit:
-                    self.tell("too_long")
-                    return "line too long"
+            if not data:
                 # End of stream; bytes after the last newline are not a line: dropped.
                 return "disconnected"
-            if not self.obey(parse(decode_line(raw))):
-                return "quit"
+            actions = incoming.feed(data)
+            if actions.saw_line:
+                deadline = time.monotonic() + server.idle_timeout
+            if actions.replies:
+                self.send(actions.replies)
+            for command in actions.commands:
+                if not self.obey(command):
+                    return "quit"
+            if actions.slow_down:
+                self.tell("slow_down")
+            if actions.end == "too_long":
+                self.tell("too_long")
+                return "line too long"
+            if actions.end == "interrupt":
+                return "interrupted (telnet Ctrl-C)"
 
     def obey(self, command):
         """Carry out one parsed client line; return False if the client asked to leave."""
@@ -152,6 +213,8 @@ class ChatRequestHandlerMixIn:
             registry.say(self.nick, command.arg)
         elif kind == "nick":
             error = registry.rename(self.nick, command.arg)
+            if error == "gone":
+                return False
             if error:
                 self.tell(error)
             else:
@@ -163,16 +226,23 @@ class ChatRequestHandlerMixIn:
             self.tell(_REPLIES[kind])
         elif kind == "quit":
             return False
-        return True     # "nothing": an empty line gets no answer
+        return True     # "nothing" never gets here: an empty line gets no answer
 
     def tell(self, kind, **fields):
         """Send one server line to this client only."""
-        if not self.outbox.put(render(kind, **fields)):
+        self.send(render(kind, **fields))
+
+    def send(self, data):
+        """Queue bytes for this client only; give up on it if its outbox overflows."""
+        if not self.outbox.put(data):
             self.outbox.kick()
 
     def finish(self):
         """Deregister, let the writer deliver the last lines, then close.  May be extended."""
-        if self.nick is not None and self.server.registry.leave(self.nick):
+        if self.nick is not None and not self.server.registry.leave(self.nick):
+            self.reason = "removed by the teacher"
+            log.info("%s left (%s)", self.nick, self.reason)
+        elif self.nick is not None:
             if self.server.registry.closed:
                 self.reason = "server shutting down"
             elif self.outbox.overflowed:
@@ -209,13 +279,17 @@ class ChatServerMixIn:
     (how long a closing connection keeps reading, see shutdown_request), and the usual
     request_queue_size, daemon_threads, block_on_close, allow_reuse_address.
 
-    Instance variables: max_line, idle_timeout, registry.
+    Instance variables: max_line, idle_timeout, rate, burst, clock (as for make_server),
+    registry (whose max_clients is the --max-clients limit).
     """
 
     # 30 students pressing Enter in the same second: the listen backlog must hold them all.
     request_queue_size = 128
-    # The teacher restarts the server on the same port while old connections are in TIME_WAIT.
-    allow_reuse_address = True
+    # The teacher restarts the server on the same port while old connections are in TIME_WAIT:
+    # SO_REUSEADDR allows that on POSIX systems.  Not on Windows, where it means something
+    # else (a second server could bind the same port and take connections away silently);
+    # the echo server decides the same way.
+    allow_reuse_address = os.name == "posix"
     # stop() does its own bounded waiting; see the module docstring.
     daemon_threads = True
     block_on_close = False
@@ -226,36 +300,47 @@ class ChatServerMixIn:
     linger_timeout = 0.5
 
     def __init__(self, server_address, RequestHandlerClass, bind_and_activate=True, *,
-                 max_line=4096, idle_timeout=300.0):
+                 max_line=LIMITS.max_line, idle_timeout=LIMITS.idle_timeout,
+                 max_clients=LIMITS.max_clients, rate=LIMITS.rate, burst=LIMITS.burst,
+                 clock=time.monotonic):
         if max_line < 1:
             raise ValueError(f"max_line must be at least 1, not {max_line}")
         if not idle_timeout > 0:
             raise ValueError(f"idle_timeout must be positive, not {idle_timeout}")
+        if max_clients < 1:
+            raise ValueError(f"max_clients must be at least 1, not {max_clients}")
+        if rate < 0 or burst < 1:
+            raise ValueError(f"rate must be 0 or more and burst at least 1, not {rate}, {burst}")
         self.max_line = max_line
         self.idle_timeout = idle_timeout
-        self.registry = Registry()
-        self._connections = set()       # sockets whose handler thread has not finished
-        self._connections_changed = threading.Condition()
-        self._stop_lock = threading.Lock()
-        self._stopped = False
-        self._serving = False
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.registry = Registry(max_clients)
+        # The chat's own state is prefixed, so that it can never collide with the private
+        # attributes of the server classes it is combined with.
+        self._chat_connections = set()  # sockets whose handler thread has not finished
+        self._chat_connections_changed = threading.Condition()
+        self._chat_stop_lock = threading.Lock()
+        self._chat_stopped = False
+        self._chat_serving = False
         super().__init__(server_address, RequestHandlerClass, bind_and_activate)
 
     def serve_forever(self, poll_interval=0.5):
         """Serve until shutdown() or stop(); returns at once if already stopped."""
-        with self._stop_lock:
-            if self._stopped:
+        with self._chat_stop_lock:
+            if self._chat_stopped:
                 return
-            self._serving = True
+            self._chat_serving = True
         try:
             super().serve_forever(poll_interval)
         finally:
-            self._serving = False
+            self._chat_serving = False
 
     def process_request(self, request, client_address):
         """Record the connection, then start its thread as usual."""
-        with self._connections_changed:
-            self._connections.add(request)
+        with self._chat_connections_changed:
+            self._chat_connections.add(request)
         super().process_request(request, client_address)
 
     def shutdown_request(self, request):
@@ -279,10 +364,10 @@ class ChatServerMixIn:
             pass    # reset, timed out, or already shut down by stop(): close it anyway
         # Under the lock, so that stop() never calls shutdown() on a descriptor that has
         # been closed (and perhaps reused by a new socket) in the meantime.
-        with self._connections_changed:
+        with self._chat_connections_changed:
             super().shutdown_request(request)
-            self._connections.discard(request)
-            self._connections_changed.notify_all()
+            self._chat_connections.discard(request)
+            self._chat_connections_changed.notify_all()
 
     def handle_error(self, request, client_address):
         """Log an unexpected exception from a handler as one line at ERROR."""
@@ -293,11 +378,11 @@ class ChatServerMixIn:
 
     def stop(self):
         """Stop serving, tell every client, close every connection; idempotent."""
-        with self._stop_lock:
-            if self._stopped:
+        with self._chat_stop_lock:
+            if self._chat_stopped:
                 return
-            self._stopped = True
-            if self._serving:
+            self._chat_stopped = True
+            if self._chat_serving:
                 self.shutdown()     # no new connections from here on
             outboxes = self.registry.close(render("shutdown"))
             log.info("stopping: %d client(s) connected", len(outboxes))
@@ -307,14 +392,14 @@ class ChatServerMixIn:
                 box.wait(max(0.0, deadline - time.monotonic()))
             # Stage 2: wake every handler out of readline() and every writer out of
             # sendall(), then wait for the handler threads to finish.
-            with self._connections_changed:
-                for request in self._connections:
+            with self._chat_connections_changed:
+                for request in self._chat_connections:
                     try:
                         request.shutdown(socket.SHUT_RDWR)
                     except OSError:
                         pass
-                if not self._connections_changed.wait_for(lambda: not self._connections,
+                if not self._chat_connections_changed.wait_for(lambda: not self._chat_connections,
                                                           timeout=self.stop_grace):
                     log.error("stop: %d connection(s) did not finish in time",
-                              len(self._connections))
+                              len(self._chat_connections))
             self.server_close()

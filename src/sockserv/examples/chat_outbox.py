@@ -36,7 +36,9 @@ class Outbox:
     - start()         start the writer thread.
     - put(data)       queue bytes; never blocks.  Returns False exactly once, from the put that
                       overflowed the limit; the caller must then call kick().
-    - close()         accept nothing more; the writer sends what is queued, then ends.
+    - close(hang_up=False)   accept nothing more; the writer sends what is queued, then ends;
+                      with hang_up, it then shuts the socket down, which ends the client's
+                      handler too (the teacher's "kick": the last line is delivered first).
     - kick()          give up on the client: drop the queue, shut the socket down.
     - wait(timeout)   wait for the writer thread to end; True if it has.
     - release()       the socket is about to be closed; kick() will leave it alone.
@@ -54,6 +56,7 @@ class Outbox:
         self._closed = False      # no more puts; the writer drains the queue and ends
         self._dead = False        # nothing more will be sent at all
         self._released = False    # the socket is no longer ours to touch
+        self._hang_up = False     # once drained, shut the socket down
         self.overflowed = False
         self.error = None
         # A daemon thread: whatever goes wrong, a writer must never keep the process alive.
@@ -87,10 +90,11 @@ class Outbox:
             self._cond.notify()
             return True
 
-    def close(self):
-        """Accept nothing more; the writer sends what is queued and then ends."""
+    def close(self, hang_up=False):
+        """Accept nothing more; the writer sends what is queued and then ends (and hangs up)."""
         with self._cond:
             self._closed = True
+            self._hang_up = self._hang_up or hang_up
             self._cond.notify()
 
     def kick(self):
@@ -126,8 +130,11 @@ class Outbox:
             with self._cond:
                 while not (self._chunks or self._closed or self._dead):
                     self._cond.wait()
-                if self._dead or not self._chunks:
+                if self._dead:
                     return
+                if not self._chunks:
+                    hang_up = self._hang_up
+                    break
                 # Everything queued so far goes out in one sendall(): under load a writer
                 # wakes once for many lines instead of once per line.
                 data = b"".join(self._chunks)
@@ -140,3 +147,5 @@ class Outbox:
                 return
             with self._cond:
                 self._pending -= len(data)
+        if hang_up:
+            self.kick()     # everything is sent: now wake the handler out of its recv()

@@ -1,17 +1,25 @@
-"""The chat protocol's words: what a client line means, and every line the server may send.
+"""The chat protocol's words: what a client line means, every line the server may send, limits.
 
 This module knows nothing about sockets or threads.  It turns the bytes of one client line into
-a `Command`, checks nicknames, and holds the one table of server lines, `LINES`, so that the
-server can only ever send what the protocol page (docs/chat-protocol.md) lists; a test checks
-that the page shows every entry of the table, word for word.
+a `Command`, checks nicknames, holds the one table of server lines, `LINES`, so that the
+server can only ever send what the protocol page (docs/chat-protocol.md) lists (a test checks
+that the page shows every entry of the table, word for word), and the default `LIMITS`.
 
-A client line is read as bytes, up to and including its b"\\n"; `decode_line` drops the b"\\n"
-and one b"\\r" before it and decodes UTF-8, replacing invalid bytes with U+FFFD so that no
-input can make the server fail.  `parse` then sorts the text into one of the command kinds:
+The way from bytes to a command, one small module per step, each free of I/O so that any
+server implementation (threads today, asyncio later) can share them:
+
+    chat_telnet.TelnetFilter   remove telnet commands (IAC ...), answer offers, see Ctrl-C
+    chat_framing.LineFramer    cut the stream into lines of at most max_line bytes
+    decode_line (here)         drop the line's b"\\r", decode UTF-8 (bad bytes -> U+FFFD)
+    chat_clean.clean           remove control characters; TAB becomes a space
+    parse (here)               the Command the cleaned text asks for
+    chat_bucket.FloodLimiter   may this client's line be run now?
+
+`parse` sorts the text into one of the command kinds:
 
     text            what the client sent            the server's answer
     ----            ------------------------        -------------------
-    ""  / "   "     nothing (only white space)      nothing
+    ""  / "   "     nothing (only spaces)           nothing
     "hello"         a chat message                  "NAME: hello" to everyone
     "/nick bob"     rename                          "* OLD is now bob" to everyone, or "! ..."
     "/who"          list users                      "* users: A, B" to the sender
@@ -27,8 +35,21 @@ case-sensitive.  Commands other than /nick ignore whatever follows their name.
 import re
 from typing import NamedTuple
 
-__all__ = ["LINES", "NICK_RULE", "Command", "decode_line", "parse", "check_nick", "render",
-           "doc_form"]
+__all__ = ["LINES", "LIMITS", "Limits", "NICK_RULE", "Command", "decode_line", "parse",
+           "check_nick", "render", "doc_form"]
+
+
+class Limits(NamedTuple):
+    """The classroom limits, with their defaults (the command line's options of that name)."""
+
+    max_line: int = 4096            # bytes in one line, before its newline
+    idle_timeout: float = 300.0     # seconds without a complete line
+    max_clients: int = 500          # clients connected at once
+    rate: float = 10.0              # lines per second refilled into each bucket; 0: no limit
+    burst: int = 30                 # the bucket's size
+
+
+LIMITS = Limits()
 
 
 # Every line the server can send, by purpose.  Placeholders are upper-case words in braces so
@@ -45,6 +66,8 @@ LINES = {
     "help": "* commands: /nick NAME, /who, /ping, /help, /quit",
     "idle": "* idle timeout",
     "shutdown": "* server shutting down",
+    "teacher": "* teacher: {TEXT}",
+    "removed": "* you have been removed",
     # chat messages
     "message": "{NAME}: {TEXT}",
     # errors, to the sender only
@@ -54,6 +77,8 @@ LINES = {
     "nick_invalid": "! invalid name: use 1-20 of A-Z a-z 0-9 _ -",
     "nick_taken": "! name taken",
     "nick_same": "! that is already your name",
+    "full": "! server full",
+    "slow_down": "! slow down",
 }
 
 NICK_RULE = re.compile(r"[A-Za-z0-9_-]{1,20}")
@@ -81,7 +106,7 @@ _SIMPLE_COMMANDS = {"who", "ping", "help", "quit"}
 
 
 def decode_line(raw):
-    """Return the text of one received line (bytes ending b"\\n") as str."""
+    """Return the text of one received line (bytes, with or without its b"\\n") as str."""
     raw = raw[:-1] if raw.endswith(b"\n") else raw
     raw = raw[:-1] if raw.endswith(b"\r") else raw
     # "replace", not "strict": a student's terminal in Latin-1 must not be able to kill us.

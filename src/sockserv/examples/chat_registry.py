@@ -18,7 +18,11 @@ import threading
 
 from .chat_protocol import check_nick, render
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "Full"]
+
+
+class Full(Exception):
+    """Raised by Registry.join() when max_clients clients are registered."""
 
 
 class Registry:
@@ -27,19 +31,32 @@ class Registry:
     Methods for handlers (any thread):
 
     - join(outbox)        add a client under a fresh guest name, which is returned; None if
-                          the registry is closed.  Sends the welcome and the joined notices.
+                          the registry is closed; raises Full if max_clients are registered.
+                          Sends the welcome and the joined notices.
     - leave(name)         remove a client; tells the others.  True if the name was present.
+                          Its seat is free again before the others are told.
     - rename(old, new)    returns the LINES kind of the error, or None after a rename that
-                          has been announced to everyone.
-    - say(name, text)     broadcast a chat message, the sender included.
+                          has been announced to everyone, or "gone" if old is not registered
+                          (the teacher removed it).
+    - say(name, text)     broadcast a chat message, the sender included; nothing if name is
+                          not registered (any more).
     - names()             the names in use, sorted (case-insensitively).
     - pending(name)       bytes queued for name's client and not yet sent.
     - closed              True once close() has been called.
     - close(line)         refuse joins from now on, queue line to every client, close every
                           outbox; returns the outboxes (for the caller to wait on).
+
+    For the teacher's console (any thread):
+
+    - announce(text)      send "* teacher: TEXT" to everyone.
+    - remove(name, line)  send line to name only, then remove it as leave() does and hang up
+                          once line has been delivered.  True if the name was present.
+
+    max_clients (None: no limit) is the number of clients registered at once.
     """
 
-    def __init__(self):
+    def __init__(self, max_clients=None):
+        self.max_clients = max_clients
         self._lock = threading.Lock()
         self._clients = {}      # name -> Outbox
         self._guests = 0        # the number in the last default name handed out
@@ -60,6 +77,8 @@ class Registry:
         with self._lock:
             if self._closed:
                 return None
+            if self.max_clients is not None and len(self._clients) >= self.max_clients:
+                raise Full
             name = self._next_guest_name()
             overflowed = self._broadcast(render("joined", NAME=name))
             self._clients[name] = outbox
@@ -77,9 +96,29 @@ class Registry:
         self._kick(overflowed)
         return True
 
+    def remove(self, name, line):
+        """Give name its last line, deregister it, tell the others, hang up; True if present."""
+        with self._lock:
+            box = self._clients.pop(name, None)
+            if box is None:
+                return False
+            box.put(line)
+            box.close(hang_up=True)
+            overflowed = [] if self._closed else self._broadcast(render("left", NAME=name))
+        self._kick(overflowed)
+        return True
+
+    def announce(self, text):
+        """Send "* teacher: text" to every client."""
+        with self._lock:
+            overflowed = self._broadcast(render("teacher", TEXT=text))
+        self._kick(overflowed)
+
     def rename(self, old, new):
         """Rename old to new and announce it; return the error's LINES kind, or None."""
         with self._lock:
+            if old not in self._clients:
+                return "gone"       # removed by the teacher meanwhile
             error = check_nick(new, old, self._clients)
             if error is not None:
                 return error
@@ -91,6 +130,8 @@ class Registry:
     def say(self, name, text):
         """Send "name: text" to every client, the sender included."""
         with self._lock:
+            if name not in self._clients:
+                return      # removed by the teacher: its last lines go nowhere
             overflowed = self._broadcast(render("message", NAME=name, TEXT=text))
         self._kick(overflowed)
 

@@ -1,8 +1,10 @@
 """The `python -m sockserv` command line: the Echo and Chat servers, and a line client.
 
+    python -m sockserv [--version]
     python -m sockserv echo   [--host H] [--port P] [--udp] [--impl I] [--mode M] [-v]
     python -m sockserv chat   [--host H] [--port P] [--max-line N] [--idle-timeout S]
-                              [--impl I] [-v]
+                              [--max-clients N] [--rate R] [--burst B]
+                              [--console | --no-console] [--impl I] [-v]
     python -m sockserv client HOST PORT
 
 The same program is installed as the `sockserv` command.  docs/command-line.md is its manual;
@@ -16,7 +18,8 @@ Servers are meant for a classroom, which decides the design of serve():
   flushed only once the socket listens, and shows the real port when --port is 0, so scripts
   and tests can wait for it.
 - SIGINT (Ctrl-C) and SIGTERM stop the server within about a second, clients or not, with
-  exit status 0.  The signal handler only records the signal: stopping means shutdown(),
+  exit status 0 (on Windows SIGTERM is TerminateProcess: the process ends at once, no
+  handler runs); so does the chat console's `quit`.  The signal handler only records the signal: stopping means shutdown(),
   which waits for the serve_forever() loop, so calling it from a handler that interrupted
   that very loop would deadlock.  The loop therefore runs in a worker thread while the main
   thread, where Python runs signal handlers, polls the record and then calls server.stop().
@@ -27,6 +30,7 @@ Servers are meant for a classroom, which decides the design of serve():
 import argparse
 import errno
 import importlib
+import importlib.metadata
 import ipaddress
 import logging
 import math
@@ -36,6 +40,8 @@ import socket
 import sys
 import threading
 import time
+
+from sockserv.examples.chat_protocol import LIMITS
 
 __all__ = ["IMPLS", "build_parser", "main"]
 
@@ -50,6 +56,8 @@ CHAT_PORT = 9999
 POLL_INTERVAL = 0.1
 #: How long the main thread waits for the serving thread after stop() has returned.
 JOIN_TIMEOUT = 5.0
+#: Recorded instead of a signal number when the chat console's quit asks for the stop.
+QUIT = "quit"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -93,6 +101,25 @@ def positive_int(text):
     return value
 
 
+def non_negative_number(text):
+    """argparse type: a finite number of at least 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, not {text}")
+    return value
+
+
+def package_version():
+    """The installed sockserv's version, or "unknown" if it is not installed."""
+    try:
+        return importlib.metadata.version("sockserv")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def positive_seconds(text):
     """argparse type: a finite number of seconds greater than 0."""
     try:
@@ -131,6 +158,9 @@ def build_parser(prog="sockserv"):
         prog=prog,
         description="The course's Echo and Chat servers, and a line client to talk to them.",
         epilog="Run '%(prog)s COMMAND --help' for a command's options.")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {package_version()}",
+                        help="print the version of sockserv and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     echo = commands.add_parser(
@@ -159,9 +189,31 @@ def build_parser(prog="sockserv"):
         help="longest line a client may send, in bytes; a longer one gets '! line too "
              "long' and is disconnected (default: %(default)s)")
     chat.add_argument(
-        "--idle-timeout", type=positive_seconds, default=300.0, metavar="SECONDS",
-        help="disconnect a client that sends no line for this many seconds "
+        "--idle-timeout", type=positive_seconds, default=LIMITS.idle_timeout,
+        metavar="SECONDS",
+        help="disconnect a client that completes no line (no newline) for this many "
+             "seconds, counted from its last complete line: bytes without a newline do not "
+             "count; it gets '* idle timeout' (default: %(default)g)")
+    chat.add_argument(
+        "--max-clients", type=positive_int, default=LIMITS.max_clients, metavar="N",
+        help="most clients connected at once; one more gets exactly '! server full' and is "
+             "closed, and nobody else sees anything (default: %(default)s)")
+    chat.add_argument(
+        "--rate", type=non_negative_number, default=LIMITS.rate, metavar="R",
+        help="flood limit: lines per second refilled into each client's bucket of --burst "
+             "tokens; every line except an empty one takes a token, and a line that finds "
+             "the bucket empty is dropped (not relayed, not run) and the sender gets "
+             "'! slow down', at most once per second; 0 turns the limit off "
              "(default: %(default)g)")
+    chat.add_argument(
+        "--burst", type=positive_int, default=LIMITS.burst, metavar="B",
+        help="flood limit: the size of each client's bucket, the lines it may send at once "
+             "(default: %(default)s)")
+    chat.add_argument(
+        "--console", action=argparse.BooleanOptionalAction, default=None,
+        help="read the teacher's commands from stdin: who, say TEXT, kick NAME, quit, help "
+             "(end of input ends the console, not the server) (default: on when stdin is a "
+             "terminal)")
     chat.set_defaults(run=run_chat)
 
     client = commands.add_parser(
@@ -203,8 +255,13 @@ def _bind_error(exc, host, port):
         return (f"port {port} is already in use on {host} (is another server running? "
                 f"choose another with --port)")
     if code in (errno.EACCES, getattr(errno, "WSAEACCES", None)):
-        return (f"not allowed to listen on {host}:{port} (ports below 1024 need "
-                f"administrator rights; choose another with --port)")
+        if os.name == "posix":
+            # A Unix rule (Linux may lower it: net.ipv4.ip_unprivileged_port_start).
+            return (f"not allowed to listen on {host}:{port} (on Linux and macOS, ports below "
+                    f"1024 need administrator rights; choose another with --port)")
+        # Windows has no such rule; it refuses ports it has reserved or excluded.
+        return (f"not allowed to listen on {host}:{port} (the port is reserved or in "
+                f"exclusive use; choose another with --port)")
     if isinstance(exc, socket.gaierror):
         wrong_family = (getattr(socket, "EAI_FAMILY", None),
                         getattr(socket, "EAI_ADDRFAMILY", None))
@@ -225,8 +282,12 @@ def _is_loopback(ip):
         return False
 
 
-def serve(prog, make_server, args, summary):
-    """Create a server, announce it, serve until SIGINT/SIGTERM, stop it; return the status."""
+def serve(prog, make_server, args, summary, on_ready=None):
+    """Create a server, announce it, serve until SIGINT/SIGTERM, stop it; return the status.
+
+    on_ready(server, request_stop), if given, is called once the server listens;
+    request_stop() (from any thread) stops the server as a signal does.
+    """
     stop_signals = []
     owner_pid = os.getpid()
 
@@ -253,13 +314,13 @@ def serve(prog, make_server, args, summary):
         except (OSError, UnicodeError, ValueError) as exc:
             print(f"{prog}: error: {_bind_error(exc, args.host, args.port)}", file=sys.stderr)
             return 1
-        return _serve_until_signal(prog, server, stop_signals, summary)
+        return _serve_until_signal(prog, server, stop_signals, summary, on_ready)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
-def _serve_until_signal(prog, server, stop_signals, summary):
+def _serve_until_signal(prog, server, stop_signals, summary, on_ready):
     """Run server in a worker thread until a signal is recorded; stop it; return the status."""
     host, port = server.server_address[:2]
     worker = threading.Thread(target=server.serve_forever, name="serve_forever",
@@ -272,13 +333,17 @@ def _serve_until_signal(prog, server, stop_signals, summary):
                   file=sys.stderr, flush=True)
         print(f"{prog}: listening on {host}:{port} ({summary}); press Ctrl-C to stop",
               flush=True)
+        if on_ready is not None:
+            on_ready(server, lambda: stop_signals.append(QUIT))
         # time.sleep() is cut short by a signal and its handler runs at once (PEP 475 then
         # resumes the sleep, hence the short naps).
         while not stop_signals and worker.is_alive():
             time.sleep(0.05)
     finally:
         # Also on the way out of an unexpected exception: never leave clients hanging.
-        if stop_signals:
+        if stop_signals and stop_signals[0] == QUIT:
+            logger.info("quit from the console: stopping")
+        elif stop_signals:
             logger.info("%s received: stopping", signal.Signals(stop_signals[0]).name)
         server.stop()
         worker.join(timeout=JOIN_TIMEOUT)
@@ -309,8 +374,26 @@ def run_chat(args, prog):
 
     def make(impl):
         return chat.make_server((args.host, args.port), impl=impl, max_line=args.max_line,
-                                idle_timeout=args.idle_timeout)
-    return serve(prog, make, args, f"chat, TCP, threading, impl {args.impl}")
+                                idle_timeout=args.idle_timeout, max_clients=args.max_clients,
+                                rate=args.rate, burst=args.burst)
+
+    console = args.console
+    if console is None:
+        console = sys.stdin is not None and sys.stdin.isatty()
+    on_ready = _start_console if console and sys.stdin is not None else None
+    summary = f"chat, TCP, threading, impl {args.impl}"
+    if on_ready is not None:
+        summary += "; console on: type help"
+    return serve(prog, make, args, summary, on_ready)
+
+
+def _start_console(server, request_stop):
+    """Run the teacher's console on stdin in a daemon thread (a read of stdin cannot be
+    interrupted everywhere, and must not keep the process alive)."""
+    from sockserv.examples.chat_console import Console
+
+    console = Console(server.registry, sys.stdin, sys.stdout, request_stop)
+    threading.Thread(target=console.run, name="chat console", daemon=True).start()
 
 
 def run_client(args, prog):
