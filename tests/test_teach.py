@@ -255,3 +255,186 @@ def test_a_class_whose_source_cannot_be_read_is_judged_by_its_methods():
     assert checks._source_has_ellipsis(handler) is None
     with pytest.raises(checks.ExerciseFailed, match="in MadeByType first"):
         checks.require_filled_in(handler)
+
+
+# -- nesting: the timeline and the nested sequence diagram ---------------------------
+
+SYNC_REQUEST_NESTED = """sequenceDiagram
+    participant client
+    participant server
+    participant handler
+    server->>+server: __init__()
+    server->>server: server_bind()
+    server->>server: server_activate()
+    deactivate server
+    client->>server: connect
+    server->>+server: serve_forever()
+    server->>server: get_request()
+    server->>server: verify_request()
+    server->>+server: process_request()
+    server->>+server: finish_request()
+    server->>+handler: __init__()
+    handler->>handler: setup()
+    handler->>handler: handle()
+    handler->>handler: finish()
+    deactivate handler
+    deactivate server
+    server->>+server: shutdown_request()
+    server->>server: close_request()
+    deactivate server
+    deactivate server
+    deactivate server
+    server->>server: server_close()
+"""
+
+
+def traced_round_trip(impl, server_name="TCPServer"):
+    recorder = trace.Recorder()
+    server_class = trace.traced(getattr(impl, server_name), recorder)
+    server = server_class(("127.0.0.1", 0), trace.traced(echo_line_handler(impl), recorder))
+    with serving.serving(server):  # closes the server, once
+        recorder.record("client.connect")
+        assert one_round_trip(server.server_address) == b"ping\n"
+    return recorder
+
+
+def activation_depths(source):
+    """Per participant, the activation depth after each line; fails on a stray deactivate."""
+    depth = {}
+    for line in source.splitlines():
+        line = line.strip()
+        if "->>+" in line:
+            who = line.split("->>+")[1].split(":")[0]
+            depth[who] = depth.get(who, 0) + 1
+        elif line.startswith("deactivate "):
+            who = line.split()[1]
+            depth[who] = depth.get(who, 0) - 1
+            assert depth[who] >= 0, line
+    return depth
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_nested_diagram_of_a_sync_request_shows_who_calls_whom(impl):
+    recorder = traced_round_trip(impl)
+    drawn = diagram.nested_sequence_diagram(recorder)
+    assert drawn.source == SYNC_REQUEST_NESTED
+    assert repr(drawn) == drawn.source  # text/plain, what nbval compares
+    assert set(activation_depths(drawn.source).values()) == {0}
+    # The frames are for the nesting only: the flat events are unchanged.
+    assert "server.serve_forever" not in recorder.events
+    assert recorder.events[:3] == ["server.server_bind", "server.server_activate", "client.connect"]
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_handle_request_is_a_frame_and_a_timeout_is_nested_in_it(impl):
+    recorder = trace.Recorder()
+    server_class = trace.traced(impl.TCPServer, recorder)
+    with server_class(("127.0.0.1", 0), impl.BaseRequestHandler) as server:
+        server.timeout = 0.01
+        server.handle_request()
+    source = diagram.nested_sequence_diagram(recorder).source
+    assert ("    server->>+server: handle_request()\n"
+            "    server->>server: handle_timeout()\n"
+            "    deactivate server\n") in source
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_nested_diagram_of_a_threading_server_stays_balanced(impl):
+    recorder = traced_round_trip(impl, "ThreadingTCPServer")
+    source = diagram.nested_sequence_diagram(recorder).source
+    assert set(activation_depths(source).values()) == {0}
+    # The handler thread's first traced call has no caller in its thread.
+    assert "    server->>+server: finish_request()\n    server->>+handler: __init__()" in source
+
+
+def test_timeline_records_returns_even_when_a_hook_raises():
+    recorder = trace.Recorder()
+
+    class Fails(sockserv.BaseRequestHandler):
+        def handle(self):
+            raise ValueError("on purpose")
+
+    traced_handler = trace.traced(Fails, recorder)
+    with pytest.raises(ValueError):
+        traced_handler(None, None, None)
+    assert [(step.kind, step.event, step.frame) for step in recorder.timeline] == [
+        ("call", "handler.__init__", True), ("call", "handler.setup", False),
+        ("return", "handler.setup", False), ("call", "handler.handle", False),
+        ("return", "handler.handle", False), ("call", "handler.finish", False),
+        ("return", "handler.finish", False), ("return", "handler.__init__", True)]
+    assert recorder.events == ["handler.setup", "handler.handle", "handler.finish"]
+    assert {step.thread for step in recorder.timeline} == {0}
+
+
+def test_nested_diagram_from_a_hand_made_timeline():
+    Step = trace.Step
+    timeline = [Step("return", "server.stray", 0, False),     # before the recording began
+                Step("call", "worker.run", 1, False),
+                Step("event", "worker.tick", 1, False),
+                Step("event", "client.hello", 0, False),
+                Step("return", "worker.run", 1, False)]
+    assert diagram.nested_sequence_diagram(timeline, participants=("client",)).source == (
+        "sequenceDiagram\n    participant client\n    participant server\n"
+        "    participant worker\n    worker->>+worker: run()\n    worker->>worker: tick()\n"
+        "    client->>server: hello\n    deactivate worker\n")
+
+
+# -- the hierarchy in readable parts -------------------------------------------------
+
+
+def test_a_family_is_one_class_with_its_neighbours():
+    names = diagram.family(socketserver, "TCPServer")
+    assert {"BaseServer", "TCPServer", "UDPServer", "ThreadingTCPServer",
+            "ThreadingMixIn"} <= set(names)
+    assert "ThreadingUDPServer" not in names  # built on UDPServer: another family
+    assert names == sorted(names)
+    assert ("ThreadingMixIn", "ThreadingTCPServer") in {
+        tuple(line.strip().split(" <|-- ")) for line in
+        diagram.class_diagram(socketserver, names).source.strip().splitlines()[1:]}
+    assert diagram.family(sockserv, "UDPServer") == diagram.family(socketserver, "UDPServer")
+
+
+def test_mixin_table_is_built_from_the_classes():
+    table = diagram.mixin_table(socketserver)
+    assert table.columns[:3] == ["mix-in \\ server", "TCPServer", "UDPServer"]
+    assert table.cell("ThreadingMixIn", "TCPServer") == "ThreadingTCPServer"
+    assert table.cell("ThreadingMixIn", "UDPServer") == "ThreadingUDPServer"
+    if hasattr(socketserver, "ForkingMixIn") and hasattr(socketserver, "UnixStreamServer"):
+        # Python 3.12 added the forking Unix servers: the table says what this Python has.
+        expected = getattr(socketserver, "ForkingUnixStreamServer", None)
+        assert table.cell("ForkingMixIn", "UnixStreamServer") == (
+            "ForkingUnixStreamServer" if expected else diagram.NO_CLASS)
+    assert diagram.mixin_table(sockserv) == table
+    text = repr(table)
+    assert text.splitlines()[1].split()[:2] in (["ForkingMixIn", "ForkingTCPServer"],
+                                                ["ThreadingMixIn", "ThreadingTCPServer"])
+    page = table._repr_html_()
+    assert page.startswith("<table><thead><tr><th>mix-in \\ server</th><th>TCPServer</th>")
+    assert "<td>ThreadingTCPServer</td>" in page
+
+
+def test_mixin_table_shows_what_a_module_lacks():
+    class Fake:
+        class BaseServer: address_family, socket_type = socket.AF_INET, socket.SOCK_STREAM
+        class TCPServer(BaseServer): pass
+        class UDPServer(TCPServer): socket_type = socket.SOCK_DGRAM
+        class ThreadingMixIn: pass
+        class LoggingMixIn: pass
+        class ThreadingTCPServer(ThreadingMixIn, TCPServer): pass
+        class LoggingUDPServer(LoggingMixIn, UDPServer): pass
+        class Reversed(UDPServer, ThreadingMixIn): pass  # not a mix-in x server class
+        __all__ = ["BaseServer", "UDPServer", "TCPServer", "ThreadingMixIn", "LoggingMixIn",
+                   "ThreadingTCPServer", "LoggingUDPServer", "Reversed"]
+        __name__ = "fake"
+
+    table = diagram.mixin_table(Fake)
+    assert table.rows == [["LoggingMixIn", diagram.NO_CLASS, "LoggingUDPServer"],
+                          ["ThreadingMixIn", "ThreadingTCPServer", diagram.NO_CLASS]]
+    assert repr(table) == ("mix-in \\ server  TCPServer           UDPServer\n"
+                           "LoggingMixIn     —                   LoggingUDPServer\n"
+                           "ThreadingMixIn   ThreadingTCPServer  —\n")
+    assert "&lt;" in diagram.Table(["a", "b"], [["<x>", "y"]])._repr_html_()
+    with pytest.raises(ValueError):
+        diagram.mixin_table(socket)
+    with pytest.raises(ValueError):
+        diagram.Table(["a", "b"], [["only one"]])
