@@ -28,8 +28,23 @@ hooks, loaded through ``hooks:`` in mkdocs.yml, do four jobs:
      spans of a heading like "`shutdown()` versus `server_close()`" and so
      gives it a wrong title and a link to an id that does not exist.
 
+   And give every heading of a notebook page its own id: nbconvert derives
+   ids from the text, so two "Solution" headings shared one and every
+   "Solution" link went to the first.
+
 4. on_post_page: warn (which fails ``mkdocs build --strict``) if a page
    still loads a script, stylesheet, image or module from another host.
+
+5. The course as a download and its repository (see tools/course_zip.py):
+   on_files adds ``download/sockserv-course.zip``, made from the
+   repository's files at build time; on_page_markdown fills the home page's
+   ``<!-- course-download -->`` marker with the download link and, when
+   mkdocs.yml's repo_url is set (SOCKSERV_REPO_URL), the clone command.
+
+6. The offline copy (SOCKSERV_OFFLINE=true, Material's offline plugin): on_config
+   turns instant navigation off (it needs a server) and points the pages at
+   the vendored iframe-worker shim, which lets search run from file://,
+   instead of unpkg.com.
 """
 
 import hashlib
@@ -44,7 +59,8 @@ from mkdocs.structure.files import File
 from mkdocs.structure.toc import get_toc
 from mkdocs.utils import get_relative_url
 
-import lessons  # tools/lessons.py: MkDocs puts a hook's folder on sys.path while importing it
+import course_zip  # tools/course_zip.py (MkDocs puts a hook's folder on sys.path)
+import lessons  # tools/lessons.py
 
 log = logging.getLogger("mkdocs.hooks.sockserv")
 
@@ -52,6 +68,13 @@ LESSONS_SECTION = "Lessons"
 LESSON_LIST_MARKER = re.compile(r"^<!-- lesson-list\b.*?-->$", re.M)
 NOTEBOOK_CSS_DIR = "assets/stylesheets"
 SOLUTION_TAG_CLASS = "celltag_solution"  # nbconvert's class for the cell tag "solution"
+COURSE_DOWNLOAD_MARKER = re.compile(r"^<!-- course-download\b.*?-->$", re.M)
+COURSE_ZIP_URI = f"download/{course_zip.ARCHIVE_NAME}"
+OFFLINE_PLUGIN = "material/offline"
+# The vendored copy of iframe-worker's shim (npm iframe-worker 1.0.4,
+# shim/index.js, MIT: LICENSE.txt beside it): with it, Material's search
+# worker runs from file://, where browsers refuse real Web Workers.
+IFRAME_WORKER_SHIM = "assets/javascripts/iframe-worker/shim.js"
 
 # Blocks of nbconvert's lab template that fetch code from a CDN.  Both are
 # bracketed by HTML comments in the template, which makes them easy to cut.
@@ -83,9 +106,29 @@ def _lessons_for(config):
     return lessons.find_lessons(project / "notebooks")
 
 
+def is_offline_build(config):
+    """Is this the file:// copy (Material's offline plugin enabled)?"""
+    plugin = config.plugins.get(OFFLINE_PLUGIN)
+    return bool(plugin and plugin.config.enabled)
+
+
+def _configure_offline(config):
+    """Instant navigation off; the local iframe-worker shim instead of unpkg.com's.
+
+    Order does not matter: the offline plugin adds unpkg.com's shim only when
+    no polyfill mentions iframe-worker, and any it added is replaced here.
+    """
+    features = config.theme["features"]
+    features[:] = [f for f in features if not f.startswith("navigation.instant")]
+    polyfills = [url for url in config.extra.get("polyfills", []) if "iframe-worker" not in url]
+    config.extra["polyfills"] = polyfills + [IFRAME_WORKER_SHIM]
+
+
 def on_config(config):
-    """Fill the nav's empty "Lessons" section with one entry per notebook."""
+    """Fill the nav's empty "Lessons" section; set up the offline copy if asked."""
     _notebook_css.clear()
+    if is_offline_build(config):
+        _configure_offline(config)
     for index, item in enumerate(config.nav or []):
         if isinstance(item, dict) and LESSONS_SECTION in item:
             found = _lessons_for(config)
@@ -99,8 +142,23 @@ def on_config(config):
     return config
 
 
+def _course_download_markdown(page, config):
+    """The home page's "get the course" text: the zip, and a clone command if there is a repo."""
+    link = get_relative_url(COURSE_ZIP_URI, page.file.src_uri)
+    text = (f"**[Download the course]({link})** ({course_zip.ARCHIVE_NAME}: the package, "
+            "the notebooks, the tests and this website's sources), unzip it, and run the "
+            "two commands below in its folder.")
+    if config.repo_url:
+        folder = config.repo_url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+        text += ("\n\nOr clone [the repository](%s):\n\n```bash\ngit clone %s\ncd %s\n```"
+                 % (config.repo_url, config.repo_url, folder or "sockserv-course"))
+    return text
+
+
 def on_page_markdown(markdown, page, config, files):
-    """Replace the lesson-list marker (home page) with a numbered list of links."""
+    """Fill the home page's markers: the lesson list, and how to get the course."""
+    markdown = COURSE_DOWNLOAD_MARKER.sub(
+        lambda _: _course_download_markdown(page, config), markdown)
     if not LESSON_LIST_MARKER.search(markdown):
         return markdown
     found = _lessons_for(config)
@@ -125,6 +183,14 @@ def on_files(files, config):
         # finds the source of files that have a src_dir.
         files.append(File(lesson.site_uri, src_dir=str(project), dest_dir=config.site_dir,
                           use_directory_urls=config.use_directory_urls))
+    # mkdocstrings' template overrides live in the theme folder
+    # (docs/overrides/mkdocstrings/), and MkDocs copies a theme's non-HTML
+    # files into the site as assets: they are templates, not assets.
+    for file in [f for f in files if f.src_uri.endswith(".jinja")]:
+        files.remove(file)
+    # The course itself, zipped from the repository's files (no network).
+    files.append(File.generated(config, COURSE_ZIP_URI,
+                                content=course_zip.course_zip_bytes(project)))
     return files
 
 
@@ -279,10 +345,44 @@ def _notebook_toc(html_content):
     return get_toc(root["children"])
 
 
+_HEADING_WITH_ID = re.compile(
+    r'(<h[1-6]\b[^>]*?\bid=")([^"]+)("[^>]*>)(.*?)(</h[1-6]>)', re.S)
+_ANY_ID = re.compile(r'\bid="([^"]+)"')
+
+
+def unique_heading_ids(html_content):
+    """html_content with each repeated heading id made unique ("x", "x-2", "x-3").
+
+    nbconvert derives a heading's id from its text, so two headings with the
+    same text share an id, and every link to the second one (contents,
+    search, permalink) lands on the first.  The first keeps its id; each
+    later one gets the first free "-N" suffix, in its own permalink too.
+    """
+    taken = set(_ANY_ID.findall(_HEADING_WITH_ID.sub("", html_content)))
+    seen = set()
+
+    def rename(match):
+        start, anchor, rest, inner, end = match.groups()
+        if anchor not in seen and anchor not in taken:
+            seen.add(anchor)
+            return match.group(0)
+        number = 2
+        while f"{anchor}-{number}" in seen or f"{anchor}-{number}" in taken:
+            number += 1
+        new = f"{anchor}-{number}"
+        seen.add(new)
+        log.info("heading id %r repeated: the later one is now %r", anchor, new)
+        inner = inner.replace(f'href="#{anchor}"', f'href="#{new}"')
+        return f"{start}{new}{rest}{inner}{end}"
+
+    return _HEADING_WITH_ID.sub(rename, html_content)
+
+
 def on_page_content(html_content, page, config, files):
     """Tidy a notebook page: no CDN loaders, shared CSS, hidden solutions, true contents."""
     if not _is_notebook_page(page):
         return html_content
+    html_content = unique_heading_ids(html_content)
     page.toc = _notebook_toc(html_content)
     html_content = _MATHJAX_BLOCK.sub("", html_content)
     html_content = _MERMAID_BLOCK.sub("", html_content)
