@@ -411,6 +411,12 @@ BAD_OPTIONS = [
     ["chat", "--idle-timeout", "nan"],
     ["chat", "--idle-timeout", "inf"],
     ["chat", "--mode", "forking"],
+    ["chat", "--max-clients", "0"],
+    ["chat", "--rate", "-1"],
+    ["chat", "--rate", "fast"],
+    ["chat", "--rate", "inf"],
+    ["chat", "--burst", "0"],
+    ["chat", "--console", "yes"],
     ["client"],
     ["client", "127.0.0.1"],
     ["client", "127.0.0.1", "0"],
@@ -441,6 +447,10 @@ def test_good_values_at_the_limits_are_accepted():
     args = parser.parse_args(["chat"])
     assert (args.host, args.port, args.max_line, args.idle_timeout) == (
         "127.0.0.1", 9999, 4096, 300.0)
+    assert (args.max_clients, args.rate, args.burst, args.console) == (500, 10.0, 30, None)
+    args = parser.parse_args(["chat", "--rate", "0", "--burst", "1", "--max-clients", "1",
+                              "--no-console"])
+    assert (args.rate, args.burst, args.max_clients, args.console) == (0.0, 1, 1, False)
 
 
 def _commands():
@@ -483,3 +493,77 @@ def test_the_docs_page_names_every_command_and_option():
 def test_the_sockserv_script_runs_the_same_main():
     (script,) = importlib.metadata.entry_points(group="console_scripts", name="sockserv")
     assert script.load() is cli.main
+
+
+# -- --version, the console ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, prog", [(["--version"], "sockserv")])
+def test_version_prints_the_package_version(argv, prog, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"{prog} {importlib.metadata.version('sockserv')}\n"
+
+
+def test_python_m_sockserv_version():
+    with command("--version") as cmd:
+        assert cmd.wait() == 0
+        assert cmd.line() == f"python -m sockserv {importlib.metadata.version('sockserv')}\n"
+
+
+def test_the_chat_server_reuses_addresses_only_where_that_is_safe():
+    from sockserv.examples import chat
+    server_class, _ = chat.chat_classes(importlib.import_module("socketserver"))
+    assert server_class.allow_reuse_address is (os.name == "posix")
+
+
+@POSIX_ONLY
+@pytest.mark.parametrize("impl", IMPLS)
+def test_the_console_who_say_kick_and_end_of_input(impl):
+    with command("chat", "--port", "0", "--impl", impl, "--console",
+                 stdin=subprocess.PIPE) as cmd:
+        port = cmd.listening()
+        console = cmd.process.stdin
+        with contextlib.ExitStack() as sockets:
+            alice = sockets.enter_context(connect(port))
+            assert read_lines(alice, 1) == ["* welcome guest1"]
+            bob = sockets.enter_context(connect(port))
+            assert read_lines(bob, 1) == ["* welcome guest2"]
+            assert read_lines(alice, 1) == ["* guest2 joined"]
+            console.write("who\nsay hello, class\nkick guest2\nfrobnicate\n")
+            console.flush()
+            assert cmd.line() == "users (2): guest1, guest2\n"
+            assert cmd.line() == "guest2 removed\n"
+            assert cmd.line().startswith("unknown command 'frobnicate'; commands: ")
+            assert read_lines(alice, 2) == ["* teacher: hello, class", "* guest2 left"]
+            assert read_to_eof(bob).decode().splitlines() == [
+                "* teacher: hello, class", "* you have been removed"]
+            console.close()                 # end of input: the console ends, not the server
+            assert cmd.line() == ("console: end of input; the server keeps running "
+                                  "(Ctrl-C stops it)\n")
+            with connect(port) as carol:
+                assert read_lines(carol, 1) == ["* welcome guest3"]
+            status, _ = cmd.signal(signal.SIGTERM)
+            assert status == 0
+            assert read_to_eof(alice).decode().splitlines()[-1] == "* server shutting down"
+        assert_clean(cmd)
+
+
+@POSIX_ONLY
+def test_the_console_quit_stops_the_server_like_ctrl_c():
+    with command("chat", "--port", "0", "--console", stdin=subprocess.PIPE) as cmd:
+        port = cmd.listening()
+        with connect(port) as alice:
+            assert read_lines(alice, 1) == ["* welcome guest1"]
+            cmd.process.stdin.write("quit\n")
+            cmd.process.stdin.flush()
+            assert cmd.wait() == 0
+            assert read_to_eof(alice).decode().splitlines() == ["* server shutting down"]
+        assert_clean(cmd)
+
+
+def test_no_console_when_stdin_is_not_a_terminal():
+    with command("chat", "--port", "0") as cmd:      # stdin is /dev/null
+        line = cmd.line(timeout=10.0)
+        assert "console" not in line

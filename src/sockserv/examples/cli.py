@@ -257,8 +257,8 @@ def _bind_error(exc, host, port):
     if code in (errno.EACCES, getattr(errno, "WSAEACCES", None)):
         if os.name == "posix":
             # A Unix rule (Linux may lower it: net.ipv4.ip_unprivileged_port_start).
-            return (f"not allowed to listen on {host}:{port} (on Linux and macOS, ports below "
-                    f"1024 need administrator rights; choose another with --port)")
+            return (f"not allowed to listen on {host}:{port} (on Unix, ports below 1024 "
+                    f"usually need administrator rights; choose another with --port)")
         # Windows has no such rule; it refuses ports it has reserved or excluded.
         return (f"not allowed to listen on {host}:{port} (the port is reserved or in "
                 f"exclusive use; choose another with --port)")
