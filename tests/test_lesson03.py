@@ -199,6 +199,21 @@ def test_limited_server_solution_passes(impl, capsys):
     passes(lesson03.check_limited_server, limited_server(impl), capsys)
 
 
+def test_limited_server_with_a_class_default_and_an_own_count_passes(capsys):
+    # `accepted = 0` on the class, `self.accepted += 1`: the first += makes the
+    # server's own attribute, so every server still counts for itself.
+    class ClassDefault(stdlib.TCPServer):
+        limit = 2
+        accepted = 0
+
+        def verify_request(self, request, client_address):
+            self.accepted += 1
+            return self.accepted <= self.limit
+
+    passes(lesson03.check_limited_server, ClassDefault, capsys)
+    passes(lesson03.check_limited_server, ClassDefault, capsys)
+
+
 def test_limited_server_solution_passes_twice(capsys):
     server_class = limited_server(sockserv)
     passes(lesson03.check_limited_server, server_class, capsys)
