@@ -14,8 +14,9 @@ import pytest
 import sockserv
 from sockserv.teach import harness, serving
 
-IMPLS = [pytest.param(module, id=label)
-         for label, module in harness.IMPLEMENTATIONS.items()]
+from helpers import impls
+
+IMPLS = impls()  # one per harness.IMPLEMENTATIONS entry, ids "stdlib", "sockserv"
 #: Bound for the waits of the tests themselves (a hang check only).
 WAIT = 5.0
 

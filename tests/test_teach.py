@@ -7,11 +7,12 @@ import threading
 import pytest
 
 import sockserv
-from sockserv.teach import checks, diagram, serving, trace
+from sockserv.teach import checks, diagram, harness, serving, trace
 from sockserv.teach.mermaid import MermaidDiagram
 
-IMPLEMENTATIONS = [pytest.param(socketserver, id="stdlib"),
-                   pytest.param(sockserv, id="sockserv")]
+from helpers import impls
+
+IMPLEMENTATIONS = impls()  # one per harness.IMPLEMENTATIONS entry, ids "stdlib", "sockserv"
 
 
 def echo_line_handler(impl):
@@ -22,13 +23,9 @@ def echo_line_handler(impl):
 
 
 def one_round_trip(address):
-    with socket.create_connection(address, timeout=5) as client:
-        client.sendall(b"ping\n")
-        reply = client.makefile("rb").readline()
-        # Waiting for EOF makes the trace causal: the server has run
-        # shutdown_request before the test goes on to shut it down.
-        assert client.recv(1) == b""
-    return reply
+    # Reading to EOF (the client keeps its side open) makes the trace causal:
+    # the server has run shutdown_request before the test goes on to shut it down.
+    return harness.talk(address, b"ping\n", half_close=False)
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
@@ -102,14 +99,6 @@ def test_sequence_diagram_and_mermaid_display():
     assert repr(drawn) == drawn.source
     assert drawn._repr_markdown_().startswith("```mermaid\nsequenceDiagram\n")
     assert drawn == MermaidDiagram(drawn.source)
-
-
-def test_serving_closes_the_server_even_when_the_block_raises():
-    server = sockserv.TCPServer(("127.0.0.1", 0), sockserv.BaseRequestHandler)
-    with pytest.raises(RuntimeError):
-        with serving.serving(server):
-            raise RuntimeError("boom")
-    assert server.socket.fileno() == -1
 
 
 def test_checks_pass_or_fail_with_one_sentence(capsys):

@@ -3,9 +3,18 @@
 This is the course's third layer: it may use the core (``sockserv``) and the
 examples (``sockserv.examples``); neither of them imports anything from here.
 
-* ``trace``    records which hooks run, in which order, on servers and handlers
-* ``diagram``  draws class hierarchies and call sequences as Mermaid diagrams
-* ``serving``  runs a server in a background thread for the length of a block
-* ``checks``   exercise checks that explain a failure in one sentence
-* ``lessonNN`` the checks of lesson NN's exercises
+* ``harness``  what every lesson, check and test shares: IMPLEMENTATIONS, the
+  address and timeouts, the client ``talk()``, ``serving()``,
+  ``run_bounded()`` and ``recording_errors()``
+* ``serving``  ``serving()`` under its first name (the same object as
+  ``harness.serving``)
+* ``checks``   ExerciseFailed and its one-sentence rule, ``check()``,
+  ``passed()``, ``require_filled_in()`` for ``...`` placeholders
+* ``trace``    records which hooks run, in which order and nested in which
+  call, on servers and handlers
+* ``diagram``  draws class families, the mix-in x server table, and call
+  sequences (flat or nested) from live classes and recorded runs
+* ``mermaid``  the display object of a diagram: a picture in Jupyter, its
+  Mermaid source as text
+* ``lessonNN`` the checks and data of lesson NN's exercises, nothing else
 """
