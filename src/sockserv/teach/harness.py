@@ -113,7 +113,8 @@ def read_all(sock, deadline=None):
 
     Each recv() is bounded by the socket's timeout; with deadline (a
     time.monotonic() value) the whole read is, too, so a server that
-    trickles bytes for ever cannot keep it going.  On an OSError
+    trickles bytes for ever cannot keep it going (the socket's timeout is
+    then left at what remained).  On an OSError
     (TimeoutError, ConnectionResetError, ...) the bytes read so far are
     attached to the exception as ``received`` before it propagates.
     """
