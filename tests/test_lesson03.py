@@ -385,8 +385,7 @@ def test_patient_server_without_timeout_fails():
 
 
 @BOTH
-def test_patient_server_that_never_stops_fails_instead_of_hanging(impl, monkeypatch):
-    monkeypatch.setattr(lesson03, "STOP_TIMEOUT", 1.0)
+def test_patient_server_that_never_stops_fails_instead_of_hanging(impl, short_bounds):
 
     class NeverStops(impl.TCPServer):
         timeout = 0.05
