@@ -308,3 +308,178 @@ def test_unknown_host_is_one_line_and_status_1(monkeypatch, capsys):
     assert out == ""
     assert err == ("sockserv client: error: cannot connect to no-such-host.invalid:9999: "
                    "Name or service not known\n")
+
+
+# -- on a terminal (a pseudo-terminal from the pty module) ------------------------------------
+
+try:
+    import pty  # noqa: F401 (only to know whether this platform has pseudo-terminals)
+    HAVE_PTY = os.name == "posix"
+except ImportError:
+    HAVE_PTY = False
+
+try:
+    import prompt_toolkit  # noqa: F401
+    EDITORS = ["prompt-toolkit"]
+except ImportError:
+    EDITORS = []
+try:
+    import readline  # noqa: F401
+    EDITORS.append("readline")
+except ImportError:
+    pass
+
+TERMINAL = pytest.mark.skipif(not HAVE_PTY, reason="needs a pseudo-terminal (POSIX)")
+
+
+class PtyClient:
+
+    """The client with a pseudo-terminal as its stdin, stdout and stderr, as a student has."""
+
+    def __init__(self, port, ui):
+        import select
+        self._select = select.select
+        self.master, slave = os.openpty()
+        # NO_CPR: this test is not a terminal emulator and does not answer prompt_toolkit's
+        # cursor position requests (a real terminal does).
+        env = dict(os.environ, TERM="xterm", PYTHONFAULTHANDLER="1", PROMPT_TOOLKIT_NO_CPR="1")
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "sockserv", "client", "--ui", ui, HOST, str(port)],
+                stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+        finally:
+            os.close(slave)
+        self.screen = bytearray()
+        self.seen = 0           # where the last read_until() match ended
+
+    def type(self, data):
+        os.write(self.master, data)
+
+    def read_until(self, wanted, timeout=TIMEOUT):
+        """Read the terminal's output until wanted (bytes) appears after the last match;
+        return the output from the start of the session."""
+        deadline = time.monotonic() + timeout
+        while (at := self.screen.find(wanted, self.seen)) < 0:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{wanted!r} not shown; screen: {bytes(self.screen)!r}"
+            if self._select([self.master], [], [], left)[0]:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:     # the client has exited and the pty is gone
+                    chunk = b""
+                assert chunk, f"{wanted!r} not shown; screen: {bytes(self.screen)!r}"
+                self.screen += chunk
+        self.seen = at + len(wanted)
+        return bytes(self.screen)
+
+    def finish(self):
+        """Read the screen until the client has exited and closed the terminal; return the
+        exit status."""
+        deadline = time.monotonic() + 2 * HANG   # a terminal client starts slowly on a busy machine
+        while (left := deadline - time.monotonic()) > 0:
+            if not self._select([self.master], [], [], left)[0]:
+                continue
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:         # EIO: every copy of the terminal's other end is closed
+                break
+            if not chunk:
+                break
+            self.screen += chunk
+        return wait_or_dump(self.process, TIMEOUT, TIMEOUT)
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(TIMEOUT)
+        os.close(self.master)
+
+
+@contextlib.contextmanager
+def pty_client(port, ui):
+    proc = PtyClient(port, ui)
+    try:
+        yield proc
+    finally:
+        proc.close()
+
+
+def after_last(screen, marker):
+    """What the terminal showed after the last occurrence of marker."""
+    return screen[screen.rindex(marker) + len(marker):]
+
+
+@TERMINAL
+@pytest.mark.parametrize("ui", EDITORS)
+def test_an_incoming_line_never_breaks_the_line_being_typed(ui):
+    server = chat.make_server((HOST, 0), impl=sockserv)
+    with running(server) as port, pty_client(port, ui) as proc:
+        proc.read_until(b"* welcome guest1")
+        proc.type(b"half a li")
+        proc.read_until(b"half a li")
+        server.registry.announce("look: \x1b[2J")      # arrives while the line is typed
+        proc.read_until(b"* teacher: look: \xe2\x90\x9b[2J")   # ESC shown as U+241B
+        screen = proc.read_until(b"half a li")         # and the line is drawn again below
+        assert b"\x1b[2J" not in after_last(screen, b"look: ")[:8]
+        proc.type(b"ne\r")
+        proc.read_until(b"guest1: half a line")
+        proc.type(b"\x1b[A\r")                          # up arrow: the last line, again
+        proc.read_until(b"guest1: half a line")
+        proc.type(b"\x04")                              # Ctrl-D
+        assert proc.finish() == 0
+        screen = bytes(proc.screen)
+        farewell = b"python -m sockserv client: end of input: disconnected\r\n"
+        assert screen.endswith(farewell)
+        before = screen[:-len(farewell)]
+        # The farewell starts a line of its own (after a newline, or on a line just erased),
+        # and ends with a newline: the shell's prompt comes on a line of its own too.
+        assert before.endswith((b"\n", b"\r\x1b[K", b"\r\n\x1b[J\x1b[?7h\x1b[0m\x1b[?12l"
+                                b"\x1b[?25h\x1b[?2004l")) or b"\r\n" in before[-40:]
+
+
+@TERMINAL
+@pytest.mark.parametrize("ui", EDITORS)
+def test_on_a_terminal_the_server_closing_ends_with_one_line(ui):
+    server = chat.make_server((HOST, 0), impl=sockserv)
+    with running(server) as port, pty_client(port, ui) as proc:
+        proc.read_until(b"* welcome guest1")
+        proc.type(b"typing")
+        proc.read_until(b"typing")
+        server.stop()
+        proc.read_until(b"* server shutting down")
+        assert proc.finish() == 0
+        screen = bytes(proc.screen)
+        farewell = f"python -m sockserv client: connection closed by {HOST}:{port}\r\n"
+        assert after_last(screen, b"* server shutting down").endswith(farewell.encode())
+        assert screen.count(b"connection closed") == 1
+
+
+@TERMINAL
+@pytest.mark.parametrize("ui", EDITORS)
+def test_on_a_terminal_ctrl_c_ends_with_one_line(ui):
+    with echo_server() as port, pty_client(port, ui) as proc:
+        proc.read_until(b"to quit)")
+        proc.type(b"hello\r")
+        proc.read_until(b"hello\r\n")
+        proc.read_until(b"hello")                   # the echo
+        if ui == "prompt-toolkit":
+            proc.type(b"\x03")                      # it reads keys itself: Ctrl-C is a key
+        else:
+            # The terminal turns Ctrl-C into SIGINT for the process group it controls; this
+            # pty controls none, so send what it would.
+            proc.process.send_signal(signal.SIGINT)
+        assert proc.finish() == 0
+        assert bytes(proc.screen).endswith(
+            b"python -m sockserv client: interrupted: disconnected\r\n")
+
+
+@TERMINAL
+def test_plain_ui_on_a_terminal_still_shows_control_characters_visibly():
+    def script(conn, finished):
+        conn.sendall(b"\x1b[31mred\x07\r\n")
+
+    with scripted_server(script) as port, pty_client(port, "plain") as proc:
+        proc.read_until(b"\xe2\x90\x9b[31mred\xe2\x90\x87")     # ESC and BEL shown, not obeyed
+        assert proc.finish() == 0
+        assert bytes(proc.screen).endswith(
+            f"python -m sockserv client: connection closed by {HOST}:{port}\r\n".encode())

@@ -220,10 +220,18 @@ def build_parser(prog="sockserv"):
         "client", help="connect to a server: send what you type, print what arrives",
         description="A line client for Linux, macOS and Windows: what you type is sent, "
                     "what arrives is printed as it arrives (bytes that are not UTF-8 show as a "
-                    "replacement character). "
-                    "Ends when the server closes the connection, or on Ctrl-C, or on "
-                    "Ctrl-D (Windows: Ctrl-Z then Enter).")
+                    "replacement character; control characters as visible symbols, never "
+                    "obeyed). Ends when the server closes the connection, or on Ctrl-C, or on "
+                    "Ctrl-D (plain mode on Windows: Ctrl-Z then Enter), with one line saying "
+                    "so.")
     client.add_argument("host", metavar="HOST", help="server name or address, e.g. 127.0.0.1")
+    client.add_argument(
+        "--ui", choices=("auto", "prompt-toolkit", "readline", "plain"), default="auto",
+        help="on a terminal, how the line being typed is edited: 'prompt-toolkit' (if "
+             "installed) or 'readline' (Linux, macOS) redraw it below incoming lines, with "
+             "arrow keys and history; 'plain' lets the terminal echo it; 'auto' takes the "
+             "first that works; without a terminal (a pipe) the client is always plain "
+             "(default: %(default)s)")
     client.add_argument("port", metavar="PORT", type=remote_port,
                         help="server port, 1-65535 (echo: 9998, chat: 9999)")
     client.set_defaults(run=run_client)
@@ -399,7 +407,7 @@ def _start_console(server, request_stop):
 def run_client(args, prog):
     """The client command."""
     from sockserv.examples import client
-    return client.run(args.host, args.port, prog=prog)
+    return client.run(args.host, args.port, prog=prog, ui=args.ui)
 
 
 def main(argv=None, prog="sockserv"):

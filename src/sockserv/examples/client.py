@@ -9,8 +9,15 @@ select(), but on Windows select() accepts sockets only, never the console.  So e
 its own thread, and the main thread only decides when the session is over:
 
     keyboard thread   reads stdin, sends it; at EOF shuts down the write side of the socket
-    receiver thread   recv()s, decodes UTF-8 (bad bytes become U+FFFD), prints, flushes
+    receiver thread   recv()s, decodes UTF-8 (bad bytes become U+FFFD), makes control
+                      characters visible (sockserv.examples.visible), prints, flushes
     main thread       waits for the server to close, for EOF, or for Ctrl-C, then tidies up
+
+That is the plain client, used when stdin is not a terminal (a pipe, a file) or with --ui
+plain.  On a terminal the client edits the line being typed itself (client_tty): incoming lines
+are printed above it and the line is redrawn, arrow keys edit and recall history.  It uses
+prompt_toolkit if it is installed, else the standard library's readline (Linux, macOS), else
+it stays plain.
 
 A read from the console cannot be interrupted on every platform, so the keyboard thread is a
 daemon: when the server closes the connection the client exits even though that read is still
@@ -32,7 +39,12 @@ import sys
 import threading
 import time
 
-__all__ = ["Session", "connect", "run"]
+from .visible import VisibleText
+
+__all__ = ["UIS", "Session", "connect", "run"]
+
+#: --ui choices.
+UIS = ("auto", "prompt-toolkit", "readline", "plain")
 
 #: Seconds to wait for a server to answer a connection attempt.
 CONNECT_TIMEOUT = 10.0
@@ -76,19 +88,21 @@ class Session:
         self.server_closed = threading.Event()
         self.input_ended = threading.Event()
         self.last_arrival = time.monotonic()
+        self.at_line_start = True   # nothing printed, or the last thing printed ended a line
 
     def receive(self):
         """Print everything the server sends, as it arrives."""
         # Incremental, so a character split across two recv() calls is not mangled.
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        shown = VisibleText()
         try:
             while True:
                 data = self.sock.recv(self.bufsize)
                 if not data:
                     break
                 self.last_arrival = time.monotonic()
-                self._show(decoder.decode(data))
-            self._show(decoder.decode(b"", final=True))
+                self._show(shown.feed(decoder.decode(data)))
+            self._show(shown.feed(decoder.decode(b"", final=True)) + shown.final())
         except OSError:         # reset, cut by run(), or the screen went away
             pass
         finally:
@@ -99,6 +113,7 @@ class Session:
         if text:
             self.screen.write(text)
             self.screen.flush()
+            self.at_line_start = text.endswith("\n")
 
     def transmit(self):
         """Send what is typed until EOF, then tell the server we will send no more."""
@@ -166,15 +181,15 @@ def _raw_stdin():
     return open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
 
 
-def run(host, port, *, prog="sockserv client"):
+def run(host, port, *, prog="sockserv client", ui="auto"):
     """Connect to (host, port) and run an interactive session; return the exit status."""
     try:
-        return _connect_and_run(host, port, prog)
+        return _connect_and_run(host, port, prog, ui)
     except KeyboardInterrupt:   # Ctrl-C while connecting, or a second one while tidying up
         return 0
 
 
-def _connect_and_run(host, port, prog):
+def _connect_and_run(host, port, prog, ui):
     """run() itself, without its Ctrl-C guard."""
     try:
         sock = connect(host, port)
@@ -185,17 +200,36 @@ def _connect_and_run(host, port, prog):
     # Whatever the server sends must print, even if the terminal cannot show every character.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="replace")
-    interactive = sys.stdin is not None and sys.stdin.isatty()
-    if interactive:
-        quit_keys = "Ctrl-Z then Enter" if sys.platform == "win32" else "Ctrl-D"
-        print(f"{prog}: connected to {host}:{port}; type a line and press Enter "
-              f"({quit_keys} or Ctrl-C to quit)", file=sys.stderr, flush=True)
+    interactive = (sys.stdin is not None and sys.stdin.isatty()
+                   and sys.stdout is not None and sys.stdout.isatty())
     if threading.current_thread() is threading.main_thread():
         # A shell that starts a program in the background hands SIGINT on as "ignored", and
         # Python then never turns it into KeyboardInterrupt; Ctrl-C must always end a session.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    session = Session(sock, _raw_stdin(), sys.stdout)
-    reason = session.run()
-    if reason == "server closed":
-        print(f"{prog}: connection closed by {host}:{port}", file=sys.stderr)
+    editor = None
+    if interactive and ui != "plain":
+        from . import client_tty
+        editor = client_tty.line_editor(ui)
+    if interactive:
+        quit_keys = ("Ctrl-Z then Enter" if sys.platform == "win32" and editor is None
+                     else "Ctrl-D")
+        print(f"{prog}: connected to {host}:{port}; type a line and press Enter "
+              f"({quit_keys} or Ctrl-C to quit)", file=sys.stderr, flush=True)
+    if editor is not None:
+        reason = client_tty.TtySession(sock, editor).run()
+    else:
+        session = Session(sock, _raw_stdin(), sys.stdout)
+        reason = session.run()
+        if interactive and (reason == "interrupted" or not session.at_line_start):
+            # The terminal's cursor is after "^C" or after a line being typed: the message,
+            # and then the shell's prompt, go on lines of their own.
+            print(file=sys.stderr)
+    print(f"{prog}: {farewell(reason, host, port)}", file=sys.stderr, flush=True)
     return 0
+
+
+def farewell(reason, host, port):
+    """The one line printed when a session ends, for each reason Session.run() returns."""
+    return {"server closed": f"connection closed by {host}:{port}",
+            "end of input": "end of input: disconnected",
+            "interrupted": "interrupted: disconnected"}[reason]
