@@ -94,11 +94,12 @@ test-versions:
 	  echo "Python $$($$venv/bin/python -c 'import platform; print(platform.python_version())'): $$result, $$(tail -n 1 $$log | tr -d '=' | sed 's/^ *//') [$$(( $$(date +%s) - start )) s; log: $$log]"; \
 	done; exit $$failed
 
-# Ctrl-C stops the site cleanly: `set -m` gives mkdocs its own process group as the
-# terminal's foreground, so only mkdocs gets the SIGINT (make does not, and does not
-# print "Interrupt"), and mkdocs ending on SIGINT counts as success.
+# Ctrl-C stops the site cleanly: `set -m` (job control, on a terminal) runs mkdocs
+# in its own process group, the terminal's foreground one, so only mkdocs gets the
+# SIGINT (make does not, so it prints no "Interrupt"); mkdocs ending on SIGINT is
+# success.  Stop it with SIGINT, not SIGTERM: SIGTERM leaves its temp folder behind.
 serve: $(STAMP)
-	@set -m; SOCKSERV_SITE_URL=http://$(HOST):$(PORT)/ $(PY) -m mkdocs serve -a $(HOST):$(PORT); \
+	@if [ -t 0 ]; then set -m; fi; SOCKSERV_SITE_URL=http://$(HOST):$(PORT)/ $(PY) -m mkdocs serve -a $(HOST):$(PORT); \
 	status=$$?; [ $$status -eq 0 ] || [ $$status -eq 130 ] || exit $$status
 
 build: $(STAMP)
