@@ -43,7 +43,7 @@ VERSION_TESTS = $(wildcard tests/test_core_*.py tests/test_layers.py tests/test_
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-versions serve build site-report lab bench clean distclean
+.PHONY: help setup test test-versions serve build site-report lab workspace bench clean distclean
 
 help:  ## list the targets
 	@echo "make serve         the course website at http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
@@ -115,13 +115,15 @@ $(LAB_STAMP): requirements-lessons.txt requirements-lab.txt constraints.txt pypr
 	$(LAB_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -e .
 	@touch $@
 
-# Copies each lesson into workspace/ once (never over the learner's own copy;
-# a new lesson is added the next time), then opens workspace/.
-lab: $(LAB_STAMP)
+# The learner's copies: each lesson copied into workspace/ once, never over the
+# learner's own copy; a lesson added to the course is copied the next time.
+workspace:
 	@mkdir -p $(WORKSPACE)
 	@for nb in notebooks/[0-9][0-9]-*.ipynb; do \
 	  [ -e "$(WORKSPACE)/$${nb##*/}" ] || { cp "$$nb" $(WORKSPACE)/ && echo "copied $$nb to $(WORKSPACE)/"; }; \
 	done
+
+lab: $(LAB_STAMP) workspace
 	$(LAB_VENV)/bin/jupyter lab --ServerApp.root_dir=$(WORKSPACE) $(LAB_ROOT_FLAG) $(LAB_ARGS)
 
 # Benchmarks print figures; nothing is asserted.  Each script runs on its own.

@@ -1,12 +1,18 @@
-"""README.md's lesson index is the one tools/lessons.py renders from the notebooks.
+"""README.md's promises: the lesson index, and the learner's workspace.
+
+The lesson index is the one tools/lessons.py renders from the notebooks.
 
 The site's navigation is built from the same function (tools/mkdocs_hooks.py),
 so the README, the site and the notebooks folder cannot disagree.  To fix a
 failure: python tools/lessons.py --write-readme
 """
 
+import shutil
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "tools") not in sys.path:
@@ -53,3 +59,35 @@ def test_render_numbers_and_titles_lessons(tmp_path):
     block = lessons.render_readme_block(found)
     assert block.splitlines()[1:-1] == [
         "1. [Title 01](notebooks/01-first.ipynb)", "2. [Title 02](notebooks/02-second.ipynb)"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_workspace_copies_each_lesson_once_and_keeps_the_learners_copy(tmp_path):
+    """README, "Your workspace": copies every lesson, never over a file already there."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    first = sorted(lesson.filename for lesson in lessons.find_lessons())[0]
+    (workspace / first).write_text("the learner's own work", encoding="utf-8")
+
+    def make_workspace():
+        subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "workspace", f"WORKSPACE={workspace}"],
+                       check=True, capture_output=True, text=True, timeout=60)
+
+    make_workspace()
+    names = {lesson.filename for lesson in lessons.find_lessons()}
+    assert {path.name for path in workspace.iterdir()} == names
+    assert (workspace / first).read_text(encoding="utf-8") == "the learner's own work"
+    for name in names - {first}:
+        assert (workspace / name).read_bytes() == (ROOT / "notebooks" / name).read_bytes()
+    (workspace / name).write_text("edited", encoding="utf-8")
+    make_workspace()  # a second run copies nothing over the learner's files
+    assert (workspace / name).read_text(encoding="utf-8") == "edited"
+
+
+def test_the_workspace_is_neither_collected_nor_tracked(pytestconfig):
+    """README, "Your workspace": pytest skips it and git ignores it."""
+    assert "workspace" in pytestconfig.getini("norecursedirs")
+    if shutil.which("git") and (ROOT / ".git").exists():
+        ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "workspace/01-x.ipynb"],
+                                 timeout=30)
+        assert ignored.returncode == 0, "git does not ignore workspace/"
