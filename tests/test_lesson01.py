@@ -419,6 +419,38 @@ def test_upper_echo_handler_that_never_returns_fails_in_bounded_time():
                        "side and waited 3 s, and the server could not stop within 3 s.")
 
 
+def test_upper_echo_handler_that_spins_and_catches_everything_is_reported():
+    release = threading.Event()
+
+    class SpinsAndCatches(IMPLEMENTATIONS["stdlib"].BaseRequestHandler):
+        def handle(self):
+            while not release.is_set():  # stands for "while True"; released below
+                try:
+                    self.request.sendall(self.request.recv(1024).upper())
+                except Exception:
+                    pass  # swallows the watched socket's alarm, and spins on
+
+    try:
+        message = fails_with(lesson01.check_upper_echo, SpinsAndCatches)
+    finally:
+        release.set()  # no check can stop a thread that catches everything
+    assert message.startswith("handle() on stdlib kept calling recv() after it "
+                              "returned b''"), message
+
+
+def test_upper_echo_handler_that_finishes_late_is_reported():
+    class Late(IMPLEMENTATIONS["stdlib"].BaseRequestHandler):
+        def handle(self):
+            while data := self.request.recv(1024):
+                pass
+            threading.Event().wait(lesson01.REPLY_TIMEOUT + 0.5)  # then returns
+            self.request.sendall(b"too late")
+
+    message = fails_with(lesson01.check_upper_echo, Late)
+    assert message == ("handle() on stdlib had not finished 3 s after the client "
+                       "closed its side: stop reading when recv() returns b'', and return.")
+
+
 def test_upper_echo_handler_waiting_for_more_data_is_reported():
     class WaitsForALine(IMPLEMENTATIONS["stdlib"].BaseRequestHandler):
         def handle(self):

@@ -182,7 +182,13 @@ def _watched_server_class(impl, max_piece):
     class WatchedTCPServer(recording_errors(impl.TCPServer)):
         def get_request(self):
             conn, client_address = super().get_request()
-            return _watch(conn, max_piece), client_address
+            watched = _watch(conn, max_piece)
+            self.watched.append(watched)
+            return watched, client_address
+
+        def spun(self):
+            """Whether a handler kept reading one of the connections after EOF."""
+            return any(conn.spun for conn in self.watched)
 
     return WatchedTCPServer
 
@@ -199,6 +205,7 @@ def _run_handler(label, impl, handler_class, conversations, *, max_piece=None,
     """
     who = f"handle() on {label}"
     with _watched_server_class(impl, max_piece)(LOCALHOST, handler_class) as server:
+        server.watched = []
         if prepare is not None:
             prepare(server)
         replies = []
@@ -217,15 +224,19 @@ def _run_handler(label, impl, handler_class, conversations, *, max_piece=None,
                             stuck = error
                             break
         except TimedOut:
+            # A handler that catches every Exception swallows ReadAfterEOF and
+            # spins on: say so, rather than only that it never returned.
+            check(not server.spun(), _describe(ReadAfterEOF(), who))
             raise ExerciseFailed(
                 f"{who} never returned: the client had closed its side and waited "
                 f"{REPLY_TIMEOUT:g} s, and the server could not stop within "
                 f"{STOP_TIMEOUT:g} s.") from None
+    check(not server.spun(), _describe(ReadAfterEOF(), who))
     if server.errors:
         raise ExerciseFailed(_describe(server.errors[0][1], who))
     check(stuck is None,
-          f"{who} kept the connection open {REPLY_TIMEOUT:g} s after the client "
-          f"closed its side, so it never noticed recv() returning b''.")
+          f"{who} had not finished {REPLY_TIMEOUT:g} s after the client closed its "
+          f"side: stop reading when recv() returns b'', and return.")
     return replies, server
 
 
