@@ -344,7 +344,7 @@ def test_invalid_utf8_is_replaced_not_fatal(chat):
     # Not 0xFF: that byte starts a telnet command (see the telnet tests).
     alice.send(b"\xfe\xc0ok \xc3\n")
     assert alice.read_line() == bob.read_line() == "guest1: \ufffd\ufffdok \ufffd"
-    alice.send(b"/nick \xff\n")
+    alice.send(b"/nick \xfe\n")
     assert alice.read_line() == LINES["nick_invalid"]
 
 

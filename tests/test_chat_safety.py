@@ -81,6 +81,7 @@ def test_a_lone_carriage_return_cannot_fake_a_second_line(chat):
     alice.send(b"hi\r\rguest2: /quit\r\n")
     assert bob.read_line() == "guest1: higuest2: /quit"
     assert bob.ping() == []
+    chat.assert_recovered()
 
 
 @pytest.mark.parametrize("blank", [b"\x1b\n", b"\x07\x07\r\n", b"\t\t\n", "\u202e\n".encode(),

@@ -38,14 +38,17 @@ What makes it classroom-ready, and where each guarantee comes from:
   (chat_clean), telnet negotiation never reaches anyone and is refused (chat_telnet), and a
   client over its flood limit has its lines dropped (chat_bucket).
 - The idle timeout counts from the last complete line, not the last byte: before each recv()
-  the socket's timeout is set to what is left until then, so a client trickling bytes
-  without a newline is timed out like a silent one.
+  the handler waits (wait_readable) at most until that line's deadline, so a client trickling
+  bytes without a newline is timed out like a silent one.  The socket's own timeout, also
+  idle_timeout, bounds the writer's sendall() to a client that reads nothing.
 - At most max_clients are registered; one more gets "! server full" and is closed, and
-  nobody else sees anything (chat_registry).
+  nobody else sees anything (chat_registry).  The refused client still has a handler thread
+  for the moment it takes to send that line and close: the limit bounds the chat, not the
+  accept loop.
 - Every handler deregisters in finish(), which runs however handle() ended.
 - stop() ends the serve loop, queues "* server shutting down" to everyone, gives writers a
   moment to deliver it, then shuts every connection down (shutdown(), unlike close(), wakes a
-  thread blocked in readline() or sendall() on the socket) and waits, with deadlines, for the
+  thread blocked in recv() or sendall() on the socket) and waits, with deadlines, for the
   handler threads to finish.  Threads are daemon threads and server_close() does not join
   them (block_on_close = False): stop() does its own bounded waiting instead, so that neither
   a stuck client nor a bug can stop the process from exiting.
@@ -390,7 +393,7 @@ class ChatServerMixIn:
             deadline = time.monotonic() + self.stop_grace
             for box in outboxes:
                 box.wait(max(0.0, deadline - time.monotonic()))
-            # Stage 2: wake every handler out of readline() and every writer out of
+            # Stage 2: wake every handler out of recv() and every writer out of
             # sendall(), then wait for the handler threads to finish.
             with self._chat_connections_changed:
                 for request in self._chat_connections:

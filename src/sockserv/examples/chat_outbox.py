@@ -10,7 +10,7 @@ that empties it into its socket; a stuck sendall() stalls that one writer and no
 The queue is bounded: a client that stops reading must not make the server's memory grow
 without limit.  When a put() would take the queued bytes past the limit, the outbox gives up on
 its client: it drops what was queued, refuses everything after, and the caller calls kick(),
-which shuts the socket down so that the writer's sendall() and the handler's readline() both
+which shuts the socket down so that the writer's sendall() and the handler's recv() both
 return and the client leaves in the ordinary way.
 
     put() ---> [ bytes, bytes, ... ] ---> writer thread ---> sock.sendall()

@@ -5,7 +5,7 @@
     python -m sockserv chat   [--host H] [--port P] [--max-line N] [--idle-timeout S]
                               [--max-clients N] [--rate R] [--burst B]
                               [--console | --no-console] [--impl I] [-v]
-    python -m sockserv client HOST PORT
+    python -m sockserv client [--ui U] HOST PORT
 
 The same program is installed as the `sockserv` command.  docs/command-line.md is its manual;
 a test checks that the page names every option defined here.
@@ -181,8 +181,11 @@ def build_parser(prog="sockserv"):
         "chat", help="run a Chat server: every line goes to everyone connected",
         description="Run a Chat server: every line a client sends goes to everyone "
                     "connected (see the chat protocol page).  Students connect with nc, "
-                    "telnet or the 'client' command.  A thread per client.  Stop it "
-                    "with Ctrl-C (or SIGTERM): every client is told and disconnected.")
+                    "telnet or the 'client' command.  A thread per client.  No client "
+                    "receives another's control characters or telnet commands; telnet's "
+                    "Ctrl-C leaves like /quit.  Stop it with Ctrl-C, SIGTERM (not on "
+                    "Windows, where it ends the process at once) or 'quit' on the console: "
+                    "every client is told and disconnected.")
     _add_server_options(chat, CHAT_PORT)
     chat.add_argument(
         "--max-line", type=positive_int, default=4096, metavar="BYTES",
