@@ -563,6 +563,25 @@ def test_the_console_quit_stops_the_server_like_ctrl_c():
         assert_clean(cmd)
 
 
+@POSIX_ONLY
+def test_the_console_is_on_by_default_when_stdin_is_a_terminal():
+    master, slave = os.openpty()
+    try:
+        with command("chat", "--port", "0", stdin=slave) as cmd:
+            os.close(slave)
+            slave = None
+            line = cmd.line(timeout=10.0)
+            assert "impl sockserv; console on: type help); press Ctrl-C" in line
+            os.write(master, b"who\n")
+            assert cmd.line() == "users (0): nobody\n"
+            status, _ = cmd.signal(signal.SIGTERM)
+            assert status == 0
+    finally:
+        os.close(master)
+        if slave is not None:
+            os.close(slave)
+
+
 def test_no_console_when_stdin_is_not_a_terminal():
     with command("chat", "--port", "0") as cmd:      # stdin is /dev/null
         line = cmd.line(timeout=10.0)

@@ -483,3 +483,28 @@ def test_plain_ui_on_a_terminal_still_shows_control_characters_visibly():
         assert proc.finish() == 0
         assert bytes(proc.screen).endswith(
             f"python -m sockserv client: connection closed by {HOST}:{port}\r\n".encode())
+
+
+# -- pieces, in process ---------------------------------------------------------------------
+
+
+def test_control_characters_are_made_visible_and_crlf_is_a_line_end():
+    from sockserv.examples.visible import VisibleText, visible
+    assert visible("a\x1b[2Jb\rc\r\nd\x7f\x9b\u202e\t\x00\n") == \
+        "a\u241b[2Jb\u240dc\nd\u2421\\x9b\\u202e\u2409\u2400\n"
+    shown = VisibleText()
+    assert shown.feed("x\r") + shown.feed("\ny\r") + shown.final() == "x\ny\u240d"
+
+
+def test_without_prompt_toolkit_the_client_uses_readline_or_stays_plain(monkeypatch, capsys):
+    from sockserv.examples import client_tty
+    monkeypatch.setitem(sys.modules, "prompt_toolkit", None)    # import fails: not installed
+    assert client_tty.line_editor("prompt-toolkit") is None
+    assert "prompt_toolkit is not installed" in capsys.readouterr().err
+    editor = client_tty.line_editor("auto")
+    if "readline" in EDITORS:
+        assert isinstance(editor, client_tty.ReadlineEditor)
+    else:
+        assert editor is None
+    monkeypatch.setitem(sys.modules, "readline", None)
+    assert client_tty.line_editor("auto") is None
