@@ -236,6 +236,27 @@ def bench(impl_name, clients_wanted, messages, cap):
     return figures
 
 
+def pipeline_cost(lines=20_000):
+    """Microseconds per line of the safety steps, in this process: a typical chat line through
+    ChatInput.feed() (telnet filter, framing, decoding, cleaning, parsing, flood limit), and
+    through decoding and parsing alone (what the server did before the safety rules)."""
+    import timeit
+
+    from sockserv.examples.chat_input import ChatInput
+    from sockserv.examples.chat_protocol import decode_line, parse
+
+    line = "hello everyone, is the exercise due on Friday? caf\u00e9\r\n".encode()
+    chunk = line * 100
+    incoming = ChatInput(rate=0)
+    full = min(timeit.repeat(lambda: incoming.feed(chunk), number=lines // 100, repeat=5))
+
+    def bare():
+        for raw in chunk.split(b"\n")[:-1]:
+            parse(decode_line(raw))
+    plain = min(timeit.repeat(bare, number=lines // 100, repeat=5))
+    return full / lines * 1e6, plain / lines * 1e6
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=200, help="clients for fan-out and memory")
@@ -257,6 +278,9 @@ def main():
     print(f"chat benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"{args.clients} clients, {args.messages} messages, cap {args.cap}, "
           f"open files limit {hard} (soft was {soft})")
+    with_rules, without = pipeline_cost()
+    print(f"  one line through the input steps: {with_rules:.2f} us with the safety rules, "
+          f"{without:.2f} us decoding and parsing alone")
     results = {}
     for impl_name in args.impls.split(","):
         started = time.monotonic()

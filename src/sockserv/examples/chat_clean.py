@@ -14,24 +14,25 @@ emoji, and U+FFFD, which is what invalid UTF-8 has already become.
 Pure text in, text out: no sockets, no threads, shared by every server implementation.
 """
 
+import re
+
 __all__ = ["BIDI_CONTROLS", "clean", "is_removed"]
 
 #: The embedding/override controls (U+202A-U+202E) and the isolates (U+2066-U+2069).
 BIDI_CONTROLS = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
 
-# One str.translate() table does the whole job in C: Cc (U+0000-U+001F, U+007F-U+009F) and the
-# bidi controls map to None (removed), TAB to a space.  Cc is exactly those 65 code points
-# (unicodedata.category(c) == "Cc"); tests/test_chat_clean.py checks that against unicodedata.
-_TABLE = {code: None for code in [*range(0x00, 0x20), *range(0x7F, 0xA0)]}
-_TABLE.update({ord(char): None for char in BIDI_CONTROLS})
-_TABLE[ord("\t")] = " "
+# Cc is exactly U+0000-U+001F and U+007F-U+009F (tests/test_chat_units.py checks that against
+# unicodedata).  A regular expression rather than str.translate(): on the usual line, which
+# has none of these, re.sub() finds nothing and returns at C speed; a translate table is
+# looked up for every character (about ten times slower on a line of 50).
+_REMOVED = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def is_removed(char):
     """True if clean() removes char (a str of length 1); TAB is replaced, not removed."""
-    return _TABLE.get(ord(char), "") is None
+    return char != "\t" and _REMOVED.fullmatch(char) is not None
 
 
 def clean(text):
     """Return text with TABs as spaces and every Cc and bidirectional control removed."""
-    return text.translate(_TABLE)
+    return _REMOVED.sub("", text.replace("\t", " "))
