@@ -1,7 +1,8 @@
 """The leak guard in conftest.py catches what it promises to, and nothing else.
 
 A separate pytest process runs a few deliberately leaky tests next to clean
-ones, with a copy of our conftest.py and helpers.py.
+ones, with a copy of our conftest.py and the support modules it imports
+(every module in tests/ that is not a test file).
 """
 
 import os
@@ -18,6 +19,9 @@ import threading
 import time
 
 import helpers
+
+# These tests fork on purpose; only the fork warning of Python 3.12+ is ignored.
+pytestmark = helpers.FORK_WARNING
 
 kept = []
 
@@ -66,12 +70,13 @@ def test_child_that_returns_into_pytest_is_stopped():
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="the guard's full checks need /proc")
 def test_guard_reports_each_kind_of_leak(tmp_path):
     here = os.path.dirname(__file__)
-    for name in ("conftest.py", "helpers.py"):
-        shutil.copy(os.path.join(here, name), tmp_path / name)
+    for name in os.listdir(here):
+        if name.endswith(".py") and not name.startswith("test_"):
+            shutil.copy(os.path.join(here, name), tmp_path / name)
     (tmp_path / "test_leaky.py").write_text(LEAKY_TESTS)
     # Leaked threads are released when the leaky tests' process exits.
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-q",
          "--rootdir", str(tmp_path), str(tmp_path / "test_leaky.py")],
         cwd=tmp_path,
         # No third-party plugins: they are not needed and cost seconds to import.

@@ -377,6 +377,12 @@ def test_server_close_twice_is_harmless(running_server, impl, server_class):
 
 # -- socket options and listen() -------------------------------------------------------
 
+#: allow_reuse_port is a Python 3.11 addition (and SO_REUSEPORT is not everywhere).
+HAS_REUSE_PORT = hasattr(socketserver.TCPServer, "allow_reuse_port")
+NEEDS_REUSE_PORT = pytest.mark.skipif(
+    not (HAS_REUSE_PORT and hasattr(socket, "SO_REUSEPORT")),
+    reason="needs SO_REUSEPORT and Python 3.11+ (socketserver has no allow_reuse_port before)")
+
 
 @pytest.mark.parametrize("reuse", [False, True], ids=["off", "on"])
 @pytest.mark.parametrize("impl, server_class", servers(*ALL))
@@ -385,7 +391,7 @@ def test_allow_reuse_address_sets_so_reuseaddr(running_server, impl, server_clas
     assert bool(server.socket.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)) is reuse
 
 
-@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT here")
+@NEEDS_REUSE_PORT
 @pytest.mark.parametrize("reuse", [False, True], ids=["off", "on"])
 @pytest.mark.parametrize("name", class_names(*ALL))
 def test_allow_reuse_port_sets_so_reuseport(running_server, name, reuse):
@@ -406,7 +412,7 @@ def test_allow_reuse_port_sets_so_reuseport(running_server, name, reuse):
         assert result == results["stdlib"], label
 
 
-@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT here")
+@NEEDS_REUSE_PORT
 @pytest.mark.parametrize("impl, server_class", servers(*TCP, *UDP))
 def test_allow_reuse_port_lets_two_servers_share_a_port(running_server, impl, server_class):
     first = running_server(server_class, None, serve=False, allow_reuse_port=True)
@@ -416,6 +422,29 @@ def test_allow_reuse_port_lets_two_servers_share_a_port(running_server, impl, se
 
     with Second(first.server_address, None) as second:
         assert second.server_address == first.server_address
+
+
+@pytest.mark.skipif(HAS_REUSE_PORT or not hasattr(socket, "SO_REUSEPORT"),
+                    reason="Python 3.10 only, where socketserver ignores allow_reuse_port")
+@pytest.mark.parametrize("impl, server_class", servers(*TCP, *UDP))
+def test_allow_reuse_port_is_ignored_before_python_3_11(running_server, impl, server_class):
+    server = running_server(server_class, None, serve=False, allow_reuse_port=True)
+    assert server.socket.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 0
+
+
+@pytest.mark.parametrize("option", ["allow_reuse_address", "allow_reuse_port"])
+@pytest.mark.parametrize("impl, server_class", servers(*DGRAM))
+def test_datagram_servers_keep_reuse_off_when_tcpserver_turns_it_on(
+        running_server, monkeypatch, impl, server_class, option):
+    """``TCPServer.allow_reuse_address = True`` is a common idiom; UDPServer does not inherit it."""
+    if not hasattr(impl.TCPServer, option):
+        pytest.skip(f"no {option} on this Python")
+    monkeypatch.setattr(impl.TCPServer, option, True)
+    assert getattr(server_class, option) is False
+    server = running_server(server_class, None, serve=False)
+    name = {"allow_reuse_address": "SO_REUSEADDR", "allow_reuse_port": "SO_REUSEPORT"}[option]
+    if hasattr(socket, name):
+        assert server.socket.getsockopt(socket.SOL_SOCKET, getattr(socket, name)) == 0
 
 
 class ListenSpy:

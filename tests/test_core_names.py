@@ -1,11 +1,14 @@
 """sockserv exports the same names, classes, defaults and signatures as socketserver.
 
 Code written for one must run on the other unchanged, so the public surface
-is compared name by name against the stdlib running these tests.
+is compared name by name against the stdlib of the Python running these
+tests: the same names, no more and no fewer, on 3.10 (no allow_reuse_port)
+to 3.13 (ForkingUnixStreamServer and ForkingUnixDatagramServer from 3.12).
 """
 
 import inspect
 import socketserver
+import sys
 
 import pytest
 
@@ -31,7 +34,7 @@ PROMISED = (
     "StreamRequestHandler",
     "DatagramRequestHandler",
 )
-#: Exported by socketserver only on Python 3.12+; sockserv need not have them.
+#: Exported by socketserver only on Python 3.12+ (and only with fork and AF_UNIX).
 NEWER_STDLIB_ONLY = {"ForkingUnixStreamServer", "ForkingUnixDatagramServer"}
 
 #: Class attributes whose defaults are part of the contract.
@@ -61,10 +64,49 @@ def test_promised_name_is_a_class(name):
 
 
 def test_all_matches_stdlib():
-    expected = set(socketserver.__all__) - NEWER_STDLIB_ONLY
-    assert set(PROMISED) <= expected  # the promise itself matches this stdlib
-    assert set(sockserv.__all__) - NEWER_STDLIB_ONLY == expected
+    assert set(PROMISED) <= set(socketserver.__all__)  # the promise itself matches this stdlib
+    assert set(sockserv.__all__) == set(socketserver.__all__)
     assert len(sockserv.__all__) == len(set(sockserv.__all__)), "duplicates in __all__"
+
+
+def test_newer_names_exist_exactly_from_python_3_12():
+    expected = NEWER_STDLIB_ONLY if sys.version_info >= (3, 12) else set()
+    assert NEWER_STDLIB_ONLY & set(socketserver.__all__) == expected  # the fact, on this stdlib
+    assert {name for name in NEWER_STDLIB_ONLY if hasattr(sockserv, name)} == expected
+
+
+def test_no_public_class_beyond_the_stdlibs():
+    """Every public class sockserv defines is one that socketserver exports."""
+    defined = {
+        name for name in dir(sockserv)
+        if not name.startswith("_") and inspect.isclass(getattr(sockserv, name))
+        and getattr(sockserv, name).__module__.startswith("sockserv")
+    }
+    assert defined == set(socketserver.__all__)
+
+
+@pytest.mark.parametrize("name", PUBLIC_CLASSES)
+def test_public_attributes_match_stdlib(name):
+    """The same public names on each class: e.g. no allow_reuse_port on 3.10."""
+    if not hasattr(socketserver, name):
+        pytest.skip(f"socketserver.{name} does not exist on this platform")
+
+    def public(module):
+        return {attr for attr in dir(getattr(module, name)) if not attr.startswith("_")}
+
+    assert public(sockserv) == public(socketserver)
+
+
+@pytest.mark.parametrize("name", PUBLIC_CLASSES)
+def test_own_class_attributes_match_stdlib(name):
+    """Which defaults a class sets itself (UDPServer's reuse options), not only their values."""
+    if not hasattr(socketserver, name):
+        pytest.skip(f"socketserver.{name} does not exist on this platform")
+
+    def own(module):
+        return {attr for attr in vars(getattr(module, name)) if attr in DEFAULTS}
+
+    assert own(sockserv) == own(socketserver)
 
 
 def test_star_import_gives_the_promised_names():

@@ -43,7 +43,7 @@ def test_socket_file_exists_while_serving_and_after_close(running_server, impl, 
 
 @pytest.mark.parametrize("impl, server_class", servers(*UNIX_STREAM, *UNIX_DGRAM))
 def test_bytes_path_is_accepted_and_read_back_as_str(impl, server_class):
-    tmpdir = tempfile.mkdtemp(prefix="ss-", dir="/tmp")
+    tmpdir = tempfile.mkdtemp(prefix="ss-")
     try:
         path = os.path.join(tmpdir, "sock")
         with server_class(os.fsencode(path), None) as server:
@@ -59,7 +59,7 @@ def test_bound_stream_client_is_named_by_its_path(running_server, impl, server_c
             self.wfile.write(repr(self.client_address).encode())
 
     server = running_server(server_class, Who, serve=False)
-    tmpdir = tempfile.mkdtemp(prefix="ssc-", dir="/tmp")
+    tmpdir = tempfile.mkdtemp(prefix="ssc-")
     try:
         client_path = os.path.join(tmpdir, "client")
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:

@@ -1,8 +1,17 @@
 """sockserv: a small, readable re-implementation of Python's socketserver.
 
 The course this package belongs to reads it side by side with the standard
-library's ``socketserver``: the public names are the same and so is the
-behaviour, so any program written for one runs on the other.
+library's ``socketserver``: the public names are the same as those of the
+stdlib of the Python it runs on (3.10 to 3.13; for instance the forking
+Unix servers only from 3.12), and so is the behaviour, so any program
+written for one runs on the other.
+
+Credit: the API and the behaviour follow CPython's ``socketserver`` module
+(Python Software Foundation License); the code is written anew for the
+course, and differs where a clearer design exists: the serve loop wakes at
+once on ``shutdown()``, it does not spin when ``accept()`` runs out of
+descriptors, and private state is name-mangled so that subclasses cannot
+clash with it.
 
 The design separates three questions that every network server answers:
 
@@ -13,24 +22,28 @@ The design separates three questions that every network server answers:
 * What does a request do?  A *request handler* class, one instance per
   request (``handlers.py``).
 
-Any server combines with any mix-in and any handler.  The classes::
+Any server combines with any mix-in and any handler.  The classes:
 
-    BaseServer
-     +-- TCPServer
-          +-- UDPServer
-          |    +-- UnixDatagramServer
-          +-- UnixStreamServer
+```text
+BaseServer
+ +-- TCPServer
+      +-- UDPServer
+      |    +-- UnixDatagramServer
+      +-- UnixStreamServer
 
-    ThreadingMixIn + TCPServer          = ThreadingTCPServer
-    ThreadingMixIn + UDPServer          = ThreadingUDPServer
-    ThreadingMixIn + UnixStreamServer   = ThreadingUnixStreamServer
-    ThreadingMixIn + UnixDatagramServer = ThreadingUnixDatagramServer
-    ForkingMixIn   + TCPServer          = ForkingTCPServer
-    ForkingMixIn   + UDPServer          = ForkingUDPServer
+ThreadingMixIn + TCPServer          = ThreadingTCPServer
+ThreadingMixIn + UDPServer          = ThreadingUDPServer
+ThreadingMixIn + UnixStreamServer   = ThreadingUnixStreamServer
+ThreadingMixIn + UnixDatagramServer = ThreadingUnixDatagramServer
+ForkingMixIn   + TCPServer          = ForkingTCPServer
+ForkingMixIn   + UDPServer          = ForkingUDPServer
+ForkingMixIn   + UnixStreamServer   = ForkingUnixStreamServer    (3.12+)
+ForkingMixIn   + UnixDatagramServer = ForkingUnixDatagramServer  (3.12+)
 
-    BaseRequestHandler
-     +-- StreamRequestHandler       rfile/wfile on a connection
-     +-- DatagramRequestHandler     rfile/wfile on one datagram
+BaseRequestHandler
+ +-- StreamRequestHandler       rfile/wfile on a connection
+ +-- DatagramRequestHandler     rfile/wfile on one datagram
+```
 
 UDPServer derives from TCPServer only to reuse its socket set-up; it
 overrides everything that assumes a connection.  The Unix servers differ

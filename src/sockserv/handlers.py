@@ -2,15 +2,21 @@
 
 The server builds a handler for every request and forgets it afterwards, so
 a handler keeps per-request state in ``self`` and shared state on the
-server (``self.server``).  Its constructor runs three hooks::
+server (``self.server``).  Its constructor runs three hooks:
 
-    setup()        prepare (wrap the socket in files, set options)
-    handle()       serve the request: the method you write
-    finish()       clean up; runs even when handle() raises
+```text
+setup()        prepare (wrap the socket in files, set options)
+handle()       serve the request: the method you write
+finish()       clean up; runs even when handle() raises
+```
 
 The two subclasses make both kinds of request look like a pair of files,
 ``rfile`` to read from and ``wfile`` to write to, so the same ``handle()``
 can often serve a TCP connection and a UDP datagram alike.
+
+The order of the steps in each setup() and finish() is the stdlib's on
+purpose: it decides which error a handler sees first and what is already
+open when one is raised, which programs can observe.
 """
 
 import io
@@ -29,6 +35,7 @@ class BaseRequestHandler:
         server: the server that received it.
 
     May be overridden: setup(), handle(), finish() (each does nothing here).
+    The constructor runs them: may be extended, do not override.
     """
 
     def __init__(self, request, client_address, server):
@@ -54,12 +61,15 @@ class BaseRequestHandler:
         """Clean up after handle(), even if it raised. May be overridden."""
 
 
-class _SendAllWriter(io.BufferedIOBase):
-    """A write-only file on a socket that sends each write() in full.
+class _WholeWrites(io.BufferedIOBase):
+    """wfile for wbufsize == 0: every write() is on its way when it returns.
 
-    socket.makefile('wb', 0) would give a raw file whose write() may send
-    only part of the data; callers of an unbuffered wfile expect every
-    byte to be on its way when write() returns, so this uses sendall().
+    ``socket.makefile("wb", 0)`` would give a raw file, whose write() may
+    send only part of the data and say so in its return value, which
+    handlers rarely check.  This file sends everything (sendall) and
+    returns the byte count, as the stdlib's unbuffered wfile does.  Like
+    that one, it is a BufferedIOBase (so TextIOWrapper accepts it) whose
+    close() leaves the socket to the server.
     """
 
     def __init__(self, sock):
@@ -68,13 +78,13 @@ class _SendAllWriter(io.BufferedIOBase):
     def writable(self):
         return True
 
-    def write(self, data):
-        self._sock.sendall(data)
-        with memoryview(data) as view:
-            return view.nbytes
-
     def fileno(self):
         return self._sock.fileno()
+
+    def write(self, data):
+        self._sock.sendall(data)
+        with memoryview(data) as view:  # len() would count items, not bytes
+            return view.nbytes
 
 
 class StreamRequestHandler(BaseRequestHandler):
@@ -107,7 +117,7 @@ class StreamRequestHandler(BaseRequestHandler):
                                        socket.TCP_NODELAY, True)
         self.rfile = self.connection.makefile("rb", self.rbufsize)
         if self.wbufsize == 0:
-            self.wfile = _SendAllWriter(self.connection)
+            self.wfile = _WholeWrites(self.connection)
         else:
             self.wfile = self.connection.makefile("wb", self.wbufsize)
 

@@ -6,25 +6,45 @@ is being served, the others wait.  A mix-in changes exactly one hook,
 free to accept the next one at once.  It also extends ``server_close`` so
 that closing the server waits for that work to finish (``block_on_close``).
 
-The mix-in must come *first* in the bases::
+The mix-in must come *first* in the bases:
 
-    class ThreadingTCPServer(ThreadingMixIn, TCPServer): ...
+```python
+class ThreadingTCPServer(ThreadingMixIn, TCPServer): ...
+```
 
 Python looks methods up along the MRO from left to right, so the mix-in's
 ``process_request`` is found before ``BaseServer.process_request``.  In the
 other order the server's own version wins and every request is handled in
 the serving thread, silently: no error, just no concurrency.
 
+What the mix-ins do is the stdlib's, hook for hook; the helpers behind
+them (``_HandlerThreads``, ``_exited``) are sockserv's own.
+
 The ready-made combinations are defined at the end of this module.
 """
 
 import os
 import socket
+import sys
 import threading
 
 from .servers import TCPServer, UDPServer
 
 __all__ = ["ThreadingMixIn", "ThreadingTCPServer", "ThreadingUDPServer"]
+
+
+def _handle_off_the_loop(server, request, client_address):
+    """Run the handler in a thread or a child: True if it returned normally.
+
+    Off the loop nobody else is there to catch an exception, so it goes to
+    handle_error() here; the caller shuts the request down either way.
+    """
+    try:
+        server.finish_request(request, client_address)
+    except Exception:
+        server.handle_error(request, client_address)
+        return False
+    return True
 
 
 class _HandlerThreads:
@@ -65,14 +85,16 @@ class ThreadingMixIn:
 
     daemon_threads = False
     block_on_close = True
-    _handler_threads = None  # created on first use, per server instance
+    __threads = None  # a _HandlerThreads, created per server on first use
 
     def process_request_thread(self, request, client_address):
-        """The body of a handler thread: handle, report errors, release."""
+        """The body of a handler thread: handle, report errors, release.
+
+        Does what BaseServer.process_request does, in the new thread, and
+        handles exceptions itself (see handle_error()).
+        """
         try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
+            _handle_off_the_loop(self, request, client_address)
         finally:
             self.shutdown_request(request)
 
@@ -81,17 +103,19 @@ class ThreadingMixIn:
         thread = threading.Thread(target=self.process_request_thread,
                                   args=(request, client_address))
         thread.daemon = self.daemon_threads
+        # Decided per thread, when it starts: changing block_on_close later
+        # does not forget the threads already counted (as in the stdlib).
         if self.block_on_close and not thread.daemon:
-            if self._handler_threads is None:
-                self._handler_threads = _HandlerThreads()
-            self._handler_threads.add(thread)
+            if self.__threads is None:
+                self.__threads = _HandlerThreads()
+            self.__threads.add(thread)
         thread.start()
 
     def server_close(self):
-        """Close the socket, then wait for handler threads (if block_on_close)."""
+        """Close the socket, then wait for the handler threads counted above."""
         super().server_close()
-        if self._handler_threads is not None:
-            self._handler_threads.join_all()
+        if self.__threads is not None:
+            self.__threads.join_all()
 
 
 class ThreadingTCPServer(ThreadingMixIn, TCPServer):
@@ -114,6 +138,17 @@ if hasattr(socket, "AF_UNIX"):
         """UnixDatagramServer with a thread per datagram."""
 
 
+def _exited(pid, wait):
+    """True once child ``pid`` has exited and been reaped, or is not ours to wait for."""
+    try:
+        done, _ = os.waitpid(pid, 0 if wait else os.WNOHANG)
+    except ChildProcessError:
+        return True  # reaped elsewhere (a SIGCHLD handler, say): forget it
+    except OSError:
+        return False
+    return done == pid
+
+
 if hasattr(os, "fork"):
     __all__ += ["ForkingMixIn", "ForkingTCPServer", "ForkingUDPServer"]
 
@@ -125,6 +160,10 @@ if hasattr(os, "fork"):
         the server.  Finished children must be waited for ("reaped"), or
         they linger as zombies: the server does it between requests (in
         service_actions and handle_timeout) and in server_close.
+
+        From Python 3.12, os.fork() in a process that has other threads
+        warns (DeprecationWarning): the child gets only the forking thread,
+        and a lock another thread held stays locked in it forever.
 
         Class variables:
             max_children: with this many children running, the parent
@@ -143,28 +182,29 @@ if hasattr(os, "fork"):
         block_on_close = True
 
         def collect_children(self, *, blocking=False):
-            """Reap children that have exited; first wait while at max_children."""
-            if self.active_children is None:
+            """Reap the children that have exited (with blocking, wait for all).
+
+            At max_children, first wait until some child exits, to make room.
+            """
+            children = self.active_children
+            if children is None:
                 return
-            while len(self.active_children) >= self.max_children:
-                try:
-                    pid, _ = os.waitpid(-1, 0)
-                    self.active_children.discard(pid)
-                except ChildProcessError:
-                    # Someone else reaped them all (a SIGCHLD handler, say).
-                    self.active_children.clear()
-                except OSError:
-                    break
-            flags = 0 if blocking else os.WNOHANG
-            for pid in list(self.active_children):
-                try:
-                    done, _ = os.waitpid(pid, flags)
-                except ChildProcessError:
-                    done = pid  # already reaped elsewhere: forget it
-                except OSError:
-                    continue
-                if done:
-                    self.active_children.discard(pid)
+            while len(children) >= self.max_children and self.__wait_for_any_child():
+                pass
+            children.difference_update([pid for pid in list(children) if _exited(pid, blocking)])
+
+        def __wait_for_any_child(self):
+            """Block until one child exits and forget it; False if waiting cannot help."""
+            try:
+                # -1: whichever child exits first frees a place.
+                pid, _ = os.waitpid(-1, 0)
+            except ChildProcessError:
+                self.active_children.clear()  # no children left at all
+                return True
+            except OSError:
+                return False
+            self.active_children.discard(pid)
+            return True
 
         def handle_timeout(self):
             """Reap finished children while no request is coming in."""
@@ -185,19 +225,18 @@ if hasattr(os, "fork"):
                 # copy must go, or the peer would never see the connection end.
                 self.close_request(request)
                 return
-            exit_status = 1
+            # In the child.  Whatever happens, leave through os._exit(), not
+            # sys.exit(): the child must not unwind into the parent's code
+            # (its finally blocks, atexit handlers, buffered files).
+            status = 1  # unless the handler returns normally
             try:
-                self.finish_request(request, client_address)
-                exit_status = 0
-            except Exception:
-                self.handle_error(request, client_address)
+                if _handle_off_the_loop(self, request, client_address):
+                    status = 0
             finally:
                 try:
                     self.shutdown_request(request)
                 finally:
-                    # _exit, not exit: the child must not run the parent's
-                    # cleanup (atexit, finally blocks up the stack, buffers).
-                    os._exit(exit_status)
+                    os._exit(status)
 
         def server_close(self):
             """Close the socket, then reap children (waiting if block_on_close)."""
@@ -209,3 +248,13 @@ if hasattr(os, "fork"):
 
     class ForkingUDPServer(ForkingMixIn, UDPServer):
         """UDPServer with a child process per datagram."""
+
+    # Python 3.12 added these two; sockserv has them exactly where the stdlib does.
+    if hasattr(socket, "AF_UNIX") and sys.version_info >= (3, 12):
+        __all__ += ["ForkingUnixStreamServer", "ForkingUnixDatagramServer"]
+
+        class ForkingUnixStreamServer(ForkingMixIn, UnixStreamServer):
+            """UnixStreamServer with a child process per connection."""
+
+        class ForkingUnixDatagramServer(ForkingMixIn, UnixDatagramServer):
+            """UnixDatagramServer with a child process per datagram."""

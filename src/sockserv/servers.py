@@ -5,25 +5,38 @@ turn "something is ready on my socket" into "a request": an accepted
 connection for stream sockets, one datagram for datagram sockets.  Each
 request is given to a brand-new handler instance, and what happens in
 between is split into small hook methods so that a subclass, or a mix-in
-(see ``mixins.py``), can change one step without touching the others::
+(see ``mixins.py``), can change one step without touching the others:
 
-    serve_forever / handle_request
-        -> get_request                  accept() or recvfrom()
-        -> verify_request               False refuses the request
-        -> process_request              a mix-in runs this in a thread or a child
-             -> finish_request          builds the handler: setup/handle/finish
-             -> shutdown_request        tells the peer we are done
-                  -> close_request      releases our end
+```text
+serve_forever / handle_request
+    -> get_request                  accept() or recvfrom()
+    -> verify_request               False refuses the request
+    -> process_request              a mix-in runs this in a thread or a child
+         -> finish_request          builds the handler: setup/handle/finish
+         -> shutdown_request        tells the peer we are done
+              -> close_request      releases our end
+```
 
-The loop waits on a selector with a timeout (``poll_interval``) rather than
-blocking in ``accept()``: a blocked ``accept()`` cannot be interrupted from
-another thread, whereas a loop that wakes up regularly can notice that
-``shutdown()`` asked it to stop, and can run ``service_actions()`` (the
-forking mix-in reaps its children there).
+The hooks, their order and what each one is given are the stdlib's, on
+purpose: they are the contract that programs written for ``socketserver``
+rely on.  The loop around them is sockserv's own:
 
-Everything here handles one request at a time, in the serving thread.
+* It waits on a selector rather than blocking in ``accept()``, because a
+  blocked ``accept()`` cannot be interrupted from another thread.  Next to
+  the listening socket the selector watches one end of a socket pair, and
+  ``shutdown()`` writes a byte to the other end: the loop wakes at once.
+  (The stdlib's loop notices ``shutdown()`` only at its next
+  ``poll_interval``.)  ``poll_interval`` still paces ``service_actions()``:
+  it runs once per turn, after every request and after every idle wait.
+* When ``accept()`` fails because the process is out of descriptors
+  (EMFILE, ENFILE) or memory, the waiting connection stays queued and the
+  listener stays readable, so a loop that simply tries again spins at 100%
+  CPU (the stdlib's does).  This loop leaves the listener alone for a few
+  turns instead (``_ListenerWatch``) and accepts again once it is re-armed.
 """
 
+import contextlib
+import errno
 import selectors
 import socket
 import sys
@@ -35,18 +48,132 @@ __all__ = ["BaseServer", "TCPServer", "UDPServer"]
 if hasattr(socket, "AF_UNIX"):
     __all__ += ["UnixStreamServer", "UnixDatagramServer"]
 
-# poll() has no limit on descriptor numbers, unlike select(); a server
-# watches a single descriptor, so nothing fancier (epoll, kqueue) pays off.
+# poll() has no limit on descriptor numbers, unlike select(), and needs no
+# descriptor of its own, unlike epoll; the loop watches two descriptors, so
+# nothing fancier pays off.  (The stdlib makes the same choice.)
 _Selector = getattr(selectors, "PollSelector", selectors.SelectSelector)
+
+#: accept() errors that mean "no resources now", not "this request failed".
+_OUT_OF_RESOURCES = frozenset(
+    getattr(errno, name) for name in ("EMFILE", "ENFILE", "ENOBUFS", "ENOMEM")
+    if hasattr(errno, name))
+
+#: allow_reuse_port exists from Python 3.11; on 3.10 the option is ignored, as there.
+_HAS_REUSE_PORT = sys.version_info >= (3, 11)
+
+
+def _shorter(first, second):
+    """The shorter of two timeouts, where None means "no limit"."""
+    if first is None:
+        return second
+    return first if second is None else min(first, second)
+
+
+def _time_left(deadline):
+    """Seconds until ``deadline`` (a time.monotonic() value, never negative), or None."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+class _StopRequest:
+    """What shutdown() and a running serve_forever() loop tell each other.
+
+    ``requested`` is set by shutdown() and read by the loop at each turn;
+    the loop sets ``ended`` when it has left, and clears ``requested`` then.
+    While a loop runs, ``wake_up_during()`` gives it a socket pair whose
+    reading end sits in the loop's selector: request() writes one byte to
+    the other end, and select() returns at once.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self.ended = threading.Event()
+        # Guards the wake-up socket, which the loop closes while shutdown()
+        # may be writing to it from another thread.  Re-entrant, so that a
+        # signal handler calling shutdown() during shutdown() cannot deadlock.
+        self._lock = threading.RLock()
+        self._wake_up = None
+
+    def request(self):
+        with self._lock:
+            self.requested = True
+            if self._wake_up is not None:
+                try:
+                    self._wake_up.send(b"\0")
+                except OSError:
+                    pass  # buffer full (the loop is already awake) or closing
+
+    @contextlib.contextmanager
+    def wake_up_during(self, selector):
+        """Register a wake-up socket in ``selector`` for the length of the block."""
+        try:
+            reader, writer = socket.socketpair()
+        except OSError:
+            # Out of descriptors: the loop still stops, at its next turn.
+            yield
+            return
+        with reader, writer:
+            writer.setblocking(False)
+            selector.register(reader, selectors.EVENT_READ)
+            with self._lock:
+                self._wake_up = writer
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self._wake_up = None
+
+
+class _ListenerWatch:
+    """The listener's place in the loop's selector: watched, or paused for a few turns.
+
+    A pause follows a get_request() that failed for lack of resources.  The
+    first failure pauses it for one turn of the loop, each further one
+    in a row for twice as many, up to about a second's worth of turns (the
+    asyncio event loop waits a fixed second); the first request that comes
+    through resets it.  Counting turns rather than seconds keeps
+    service_actions() at its pace, one call per turn.
+    """
+
+    LONGEST = 1.0  # seconds
+
+    def __init__(self, selector, server, poll_interval):
+        self._selector, self._server = selector, server
+        self._poll_interval = poll_interval
+        self.longest_turns = max(1, round(self.LONGEST / poll_interval)) if poll_interval else 1
+        self.turns_left = 0
+        self._next_turns = 1
+        selector.register(server, selectors.EVENT_READ)
+
+    @property
+    def timeout(self):
+        """How long this turn may wait: poll_interval, but never forever while paused."""
+        if self.turns_left and self._poll_interval is None:
+            return self.LONGEST
+        return self._poll_interval
+
+    def after_request(self, out_of_resources):
+        if not out_of_resources:
+            self._next_turns = 1
+            return
+        self._selector.unregister(self._server)
+        self.turns_left = self._next_turns + 1  # the turn that failed is not one of them
+        self._next_turns = min(2 * self._next_turns, self.longest_turns)
+
+    def end_of_turn(self):
+        if self.turns_left:
+            self.turns_left -= 1
+            if not self.turns_left:
+                self._selector.register(self._server, selectors.EVENT_READ)
 
 
 class BaseServer:
     """The request loop, independent of any kind of socket.
 
-    For the caller:
-        serve_forever(poll_interval=0.5), shutdown(), handle_request(),
-        server_close(), fileno(), and use as a context manager
-        (``with`` calls server_close on exit).
+    Methods for the caller:
+        __init__(server_address, RequestHandlerClass);
+        serve_forever(poll_interval=0.5) and, from another thread,
+        shutdown(); or handle_request() for one request at a time;
+        server_close(), also called by ``with`` on exit.
 
     May be overridden:
         server_bind(), server_activate(), get_request(), verify_request(),
@@ -55,113 +182,131 @@ class BaseServer:
 
     For subclasses:
         finish_request() builds the handler; fileno() must return the
-        descriptor the loop waits on.
+        descriptor the loop waits on (TCPServer's is its socket's).
 
     Class variables:
         timeout: seconds handle_request() waits, or None to wait forever.
+            serve_forever() ignores it.
+
+    Instance variables: server_address, RequestHandlerClass (and on the
+    socket servers, socket).  Private state is name-mangled
+    (``_BaseServer__...``), so that a subclass or a mix-in may use any
+    single-underscore name it likes.
     """
 
     timeout = None
 
     def __init__(self, server_address, RequestHandlerClass):
-        """Remember the address and handler class; open nothing yet."""
+        """Remember the address and handler class. May be extended, do not override."""
         self.server_address = server_address
         self.RequestHandlerClass = RequestHandlerClass
-        # Set when a serve_forever() loop has ended, so that shutdown() can
-        # wait for the loop to finish the request it is in.  It starts unset,
-        # as in the stdlib: shutdown() before the loop starts waits for it.
-        self._loop_stopped = threading.Event()
-        self._stop_requested = False
+        # As in the stdlib, ``ended`` starts unset: shutdown() before any
+        # loop has run waits for one to start, and stops it at once.
+        self.__stop = _StopRequest()
 
     def server_activate(self):
-        """Start accepting requests (nothing to do here). May be overridden."""
+        """Called by the constructor to start accepting requests. May be overridden."""
 
     def serve_forever(self, poll_interval=0.5):
-        """Handle requests until shutdown() is called.
+        """Handle requests one at a time until shutdown() is called.
 
-        Wakes every poll_interval seconds to check for shutdown and to run
-        service_actions().  shutdown() must come from another thread:
-        called from here it would wait for itself.
+        Waits at most poll_interval seconds per turn, and calls
+        service_actions() after every turn; shutdown() wakes the loop at
+        once.  Ignores self.timeout.  shutdown() must come from another
+        thread: called from this one it would wait for itself.
         """
-        self._loop_stopped.clear()
+        stop = self.__stop
+        stop.ended.clear()
         try:
-            with _Selector() as selector:
-                selector.register(self, selectors.EVENT_READ)
-                while not self._stop_requested:
-                    ready = selector.select(poll_interval)
-                    # Checked again: shutdown() may have come during select().
-                    if self._stop_requested:
+            with _Selector() as selector, stop.wake_up_during(selector):
+                listener = _ListenerWatch(selector, self, poll_interval)
+                while not stop.requested:
+                    ready = self.__wait(selector, listener.timeout)
+                    # shutdown() during the wait: leave without taking a request.
+                    if stop.requested:
                         break
                     if ready:
-                        self._handle_ready_request()
+                        listener.after_request(self.__handle_ready_request())
                     self.service_actions()
+                    listener.end_of_turn()
         finally:
-            self._stop_requested = False
-            self._loop_stopped.set()
+            stop.requested = False
+            stop.ended.set()
+
+    def __wait(self, selector, timeout):
+        """True if a request is ready on the listener within ``timeout``."""
+        if not selector.get_map():
+            # Paused, and no wake-up socket: nothing to watch (Windows' select() refuses that).
+            time.sleep(timeout)
+            return False
+        return any(key.fileobj is self for key, _ in selector.select(timeout))
 
     def shutdown(self):
-        """Ask serve_forever() to stop, and wait until it has.
+        """Stop the serve_forever() loop, and wait until it has stopped.
 
-        Called before any loop has started, it waits for one to start and
-        stop.  Never call it from the thread that runs serve_forever(): that
-        thread would wait for itself.
+        The loop finishes the request it is in first.  Call it while
+        serve_forever() runs in another thread; called before any loop has
+        started it waits for one to start (and stops it at once), and from
+        the loop's own thread it waits forever.
         """
-        self._stop_requested = True
-        self._loop_stopped.wait()
+        self.__stop.request()
+        self.__stop.ended.wait()
 
     def service_actions(self):
-        """Called once per turn of serve_forever(). May be overridden."""
+        """Called by serve_forever() once per turn. May be overridden.
+
+        A subclass or mix-in puts periodic work here (ForkingMixIn reaps
+        its children); it runs in the loop's thread, so keep it short.
+        """
 
     def handle_request(self):
         """Wait for one request and handle it, or call handle_timeout().
 
-        The wait is the shorter of self.timeout and the socket's own
-        timeout; with neither set it waits forever.
+        Waits for the shorter of self.timeout and the socket's own timeout;
+        with neither set, forever.  Returns what handle_timeout() returns
+        when it times out, None otherwise.
         """
-        timeout = self.socket.gettimeout()
-        if timeout is None:
-            timeout = self.timeout
-        elif self.timeout is not None:
-            timeout = min(timeout, self.timeout)
+        timeout = _shorter(self.socket.gettimeout(), self.timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
-
         with _Selector() as selector:
             selector.register(self, selectors.EVENT_READ)
-            # select() can return early with nothing ready (a signal, say),
-            # so loop until a request is ready or the deadline has passed.
-            while True:
-                if selector.select(timeout):
-                    return self._handle_ready_request()
-                if deadline is not None:
-                    timeout = deadline - time.monotonic()
-                    if timeout < 0:
-                        return self.handle_timeout()
+            # select() may return early with nothing ready (a signal, say):
+            # wait again for what is left until the deadline.
+            while not selector.select(_time_left(deadline)):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return self.handle_timeout()
+        self.__handle_ready_request()
+        return None
 
-    def _handle_ready_request(self):
-        """Take the request that is ready and run it through the hooks."""
+    def __handle_ready_request(self):
+        """Take the request that is ready and run it through the hooks.
+
+        Returns True when get_request() failed for lack of resources.  The
+        order of the hooks, and which errors go where, are the stdlib's.
+        """
         try:
             request, client_address = self.get_request()
-        except OSError:
-            # Another thread or process may have taken the request first,
-            # or the peer gave up; either way there is nothing to handle.
-            return
+        except OSError as error:
+            # Another thread or process may have taken the request first, or
+            # the peer gave up: nothing to handle.  Or we are out of descriptors.
+            return error.errno in _OUT_OF_RESOURCES
         if not self.verify_request(request, client_address):
-            # A refused request still holds an open connection.
-            self.shutdown_request(request)
-            return
+            self.shutdown_request(request)  # a refused connection is still open
+            return False
         try:
             self.process_request(request, client_address)
         except Exception:
             self.handle_error(request, client_address)
             self.shutdown_request(request)
         except BaseException:
-            # KeyboardInterrupt and friends end the loop, but not before
-            # the connection is released.
+            # KeyboardInterrupt and SystemExit end the loop, but not before
+            # the connection is released; handle_error() is not for them.
             self.shutdown_request(request)
             raise
+        return False
 
     def handle_timeout(self):
-        """Called when handle_request() times out. May be overridden."""
+        """Called when handle_request() waits in vain. May be overridden."""
 
     def verify_request(self, request, client_address):
         """Return True to handle the request, False to refuse it. May be overridden."""
@@ -173,21 +318,21 @@ class BaseServer:
         self.shutdown_request(request)
 
     def server_close(self):
-        """Release the server's resources. May be overridden."""
+        """Release the server's resources. May be overridden (extend it: call super())."""
 
     def finish_request(self, request, client_address):
         """Create the handler instance; its constructor does all the work."""
         self.RequestHandlerClass(request, client_address, self)
 
     def shutdown_request(self, request):
-        """Tell the peer we are done with the request, then close it. May be overridden."""
+        """End one request: tell the peer, then close_request(). May be overridden."""
         self.close_request(request)
 
     def close_request(self, request):
-        """Release our end of the request. May be overridden."""
+        """Release our end of one request. May be overridden."""
 
     def handle_error(self, request, client_address):
-        """Report an exception raised while handling a request, and carry on.
+        """Report the exception being handled, and carry on serving.
 
         The default prints the client address and the traceback to stderr.
         May be overridden (to log instead, for example).
@@ -209,7 +354,7 @@ class BaseServer:
 class TCPServer(BaseServer):
     """A server on a connected stream socket (TCP by default).
 
-    For the caller:
+    Methods for the caller:
         TCPServer(server_address, RequestHandlerClass, bind_and_activate=True);
         with bind_and_activate=False, set socket options first, then call
         server_bind() and server_activate() yourself.
@@ -220,18 +365,23 @@ class TCPServer(BaseServer):
         request_queue_size: the listen() backlog.
         allow_reuse_address: set SO_REUSEADDR before binding, so that a
             restarted server can bind while old connections sit in TIME_WAIT.
-        allow_reuse_port: set SO_REUSEPORT before binding.
+        allow_reuse_port: set SO_REUSEPORT before binding (Python 3.11+,
+            like the stdlib; on 3.10 there is no such attribute).
     """
 
     address_family = socket.AF_INET
     socket_type = socket.SOCK_STREAM
     request_queue_size = 5
     allow_reuse_address = False
-    allow_reuse_port = False
+    if _HAS_REUSE_PORT:
+        allow_reuse_port = False
 
     def __init__(self, server_address, RequestHandlerClass,
                  bind_and_activate=True):
-        """Open the socket and, unless told otherwise, bind and listen."""
+        """Open the socket and, unless told otherwise, bind and listen.
+
+        May be extended, do not override.
+        """
         super().__init__(server_address, RequestHandlerClass)
         self.socket = socket.socket(self.address_family, self.socket_type)
         if bind_and_activate:
@@ -244,42 +394,56 @@ class TCPServer(BaseServer):
                 raise
 
     def server_bind(self):
-        """Apply the reuse options, bind, and record the real address."""
-        if self.allow_reuse_address and hasattr(socket, "SO_REUSEADDR"):
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if self.allow_reuse_port and hasattr(socket, "SO_REUSEPORT"):
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        """Called by the constructor: set the reuse options, bind, read the address back.
+
+        May be overridden.
+        """
+        for option in self.__reuse_options():
+            self.socket.setsockopt(socket.SOL_SOCKET, option, 1)
         self.socket.bind(self.server_address)
         self.server_address = self.socket.getsockname()
 
+    def __reuse_options(self):
+        """The SO_REUSE* options this class asks for and the platform has."""
+        wanted = [("SO_REUSEADDR", self.allow_reuse_address)]
+        if _HAS_REUSE_PORT:
+            wanted.append(("SO_REUSEPORT", self.allow_reuse_port))
+        return [getattr(socket, name) for name, on in wanted if on and hasattr(socket, name)]
+
     def server_activate(self):
-        """Listen, with a backlog of request_queue_size."""
+        """Called by the constructor: listen, with a backlog of request_queue_size.
+
+        May be overridden.
+        """
         self.socket.listen(self.request_queue_size)
 
     def server_close(self):
-        """Close the listening socket."""
+        """Close the listening socket. May be overridden (extend it: call super())."""
         self.socket.close()
 
     def fileno(self):
-        """The listening socket's descriptor, for the selector."""
+        """The listening socket's descriptor: what the loop's selector waits on."""
         return self.socket.fileno()
 
     def get_request(self):
-        """Accept a connection: return (connection socket, client address)."""
+        """Accept a connection: return (connection socket, client address). May be overridden."""
         return self.socket.accept()
 
     def shutdown_request(self, request):
-        """Half-close the connection (the peer sees EOF), then close it."""
+        """Half-close the connection (the peer sees EOF), then close_request(). May be overridden."""
         try:
-            # Closing alone could discard data the peer has not read yet
-            # on some systems; shutting down the sending side first flushes it.
+            # close() alone may send no EOF (FIN): every makefile() object
+            # holds a reference to the socket, and the descriptor closes only
+            # when the last one goes (a handler may keep rfile or wfile open
+            # past finish()), nor while a forked child holds a copy.
+            # shutdown() ends our direction of the stream whatever else is open.
             request.shutdown(socket.SHUT_WR)
         except OSError:
             pass  # the peer may already be gone
         self.close_request(request)
 
     def close_request(self, request):
-        """Close the connection socket."""
+        """Close the connection socket. May be overridden."""
         request.close()
 
 
@@ -288,7 +452,9 @@ class UDPServer(TCPServer):
 
     The request given to the handler is the pair (data, server socket):
     there is no connection, so replies go out through the server's own
-    socket, addressed to the client.
+    socket, addressed to the client.  UDPServer reuses TCPServer's socket
+    set-up, as in the stdlib, but not its reuse options, which are off
+    here whatever TCPServer says.
 
     Class variables:
         max_packet_size: bytes read per datagram; the rest of a longer
@@ -297,6 +463,9 @@ class UDPServer(TCPServer):
 
     socket_type = socket.SOCK_DGRAM
     max_packet_size = 8192
+    allow_reuse_address = False
+    if _HAS_REUSE_PORT:
+        allow_reuse_port = False
 
     def get_request(self):
         """Read one datagram: return ((data, server socket), client address)."""
@@ -307,7 +476,7 @@ class UDPServer(TCPServer):
         """Nothing to do: datagram sockets do not listen."""
 
     def shutdown_request(self, request):
-        """Nothing to shut down: there is no connection."""
+        """Nothing to shut down: there is no connection; calls close_request()."""
         self.close_request(request)
 
     def close_request(self, request):
