@@ -109,47 +109,48 @@ class StoppableMixIn:
     max_packet_size = 65536
 
     def __init__(self, *args, **kwargs):
-        # State first: the base __init__ calls server_close() itself if bind() fails.
-        self._state_lock = threading.Lock()
-        self._live = set()
-        self._stopping = False
-        self._serving = False
-        self._stopped = threading.Event()
-        self._owner_pid = os.getpid()
+        # State first: the base __init__ calls server_close() itself if bind() fails.  The
+        # names are prefixed so that they can never collide with the server classes' own.
+        self._echo_state_lock = threading.Lock()
+        self._echo_live = set()
+        self._echo_stopping = False
+        self._echo_serving = False
+        self._echo_stopped = threading.Event()
+        self._echo_owner_pid = os.getpid()
         super().__init__(*args, **kwargs)
 
     def _in_child(self):
         """True in a process forked to handle one request."""
-        return os.getpid() != self._owner_pid
+        return os.getpid() != self._echo_owner_pid
 
     def serve_forever(self, poll_interval=0.5):
         """Serve until shutdown(); returns at once if stop() has begun."""
-        with self._state_lock:
-            if self._stopping:
+        with self._echo_state_lock:
+            if self._echo_stopping:
                 return
-            self._serving = True
+            self._echo_serving = True
         try:
             super().serve_forever(poll_interval)
         finally:
-            with self._state_lock:
-                self._serving = False
+            with self._echo_state_lock:
+                self._echo_serving = False
 
     def process_request(self, request, client_address):
         """Record a stream connection, then handle it as the base class does."""
         if isinstance(request, socket.socket):
-            with self._state_lock:
-                if self._stopping:
+            with self._echo_state_lock:
+                if self._echo_stopping:
                     # Accepted while stopping: cut it now so its handler ends at once.
                     self._cut(request)
                 else:
-                    self._live.add(request)
+                    self._echo_live.add(request)
         super().process_request(request, client_address)
 
     def close_request(self, request):
         """Forget a connection, then close it."""
         if not self._in_child():
-            with self._state_lock:
-                self._live.discard(request)
+            with self._echo_state_lock:
+                self._echo_live.discard(request)
         super().close_request(request)
 
     def finish_request(self, request, client_address):
@@ -157,8 +158,8 @@ class StoppableMixIn:
         if self._in_child():
             _restore_default_signals()
             # The parent's lock may have been held by another thread at fork time.
-            self._state_lock = threading.Lock()
-            self._live = set()
+            self._echo_state_lock = threading.Lock()
+            self._echo_live = set()
         super().finish_request(request, client_address)
 
     def handle_error(self, request, client_address):
@@ -177,15 +178,15 @@ class StoppableMixIn:
 
     def stop(self):
         """Stop serving and end every connection and child; safe to call twice."""
-        with self._state_lock:
-            first = not self._stopping
-            self._stopping = True
-            serving = self._serving
+        with self._echo_state_lock:
+            first = not self._echo_stopping
+            self._echo_stopping = True
+            serving = self._echo_serving
             # Under the lock, so that no socket in the registry has been closed yet.
-            for sock in self._live:
+            for sock in self._echo_live:
                 self._cut(sock)
         if not first:
-            self._stopped.wait()
+            self._echo_stopped.wait()
             return
         try:
             # Children first: a forking server blocks in collect_children() once it has
@@ -196,7 +197,7 @@ class StoppableMixIn:
             self._reap_children()
             self.server_close()
         finally:
-            self._stopped.set()
+            self._echo_stopped.set()
         logger.info("server stopped")
 
     def _children(self):
