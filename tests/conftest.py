@@ -116,6 +116,47 @@ def pytest_runtest_setup(item):
         os.environ["TMPDIR"] = PROCESS_TMPDIR
 
 
+# -- the slowest files first -----------------------------------------------------
+
+#: Cache key of each test file's total time in the last run (next to what ``--lf`` uses).
+DURATIONS_KEY = "sockserv/seconds-per-file"
+#: Seconds per test file in this run, added up from the reports (None: not recording).
+_seconds_per_file = None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the files that took longest last time first (a stable sort; no record, no change).
+
+    Under ``--dist loadfile`` a file runs on one worker from start to end, so a
+    long file handed out last makes the whole run wait for it; handed out first,
+    the short files fill the other workers meanwhile.
+    """
+    seconds = config.cache.get(DURATIONS_KEY, {}) if config.cache is not None else {}
+    if seconds:
+        items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], 0.0))
+
+
+def pytest_sessionstart(session):
+    global _seconds_per_file
+    config = session.config
+    # The xdist controller (or a run without workers) sees every report; workers do not record.
+    if config.cache is not None and not hasattr(config, "workerinput"):
+        _seconds_per_file = {}
+
+
+def pytest_runtest_logreport(report):
+    if _seconds_per_file is not None:
+        path = report.nodeid.split("::")[0]
+        _seconds_per_file[path] = _seconds_per_file.get(path, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    if _seconds_per_file:
+        known = session.config.cache.get(DURATIONS_KEY, {})
+        known.update({path: round(value, 2) for path, value in _seconds_per_file.items()})
+        session.config.cache.set(DURATIONS_KEY, known)
+
+
 # -- the leak guard ------------------------------------------------------------
 
 
