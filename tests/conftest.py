@@ -131,7 +131,8 @@ def pytest_collection_modifyitems(config, items):
     long file handed out last makes the whole run wait for it; handed out first,
     the short files fill the other workers meanwhile.
     """
-    seconds = config.cache.get(DURATIONS_KEY, {}) if config.cache is not None else {}
+    cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
+    seconds = cache.get(DURATIONS_KEY, {}) if cache is not None else {}
     if seconds:
         items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], 0.0))
 
@@ -140,7 +141,7 @@ def pytest_sessionstart(session):
     global _seconds_per_file
     config = session.config
     # The xdist controller (or a run without workers) sees every report; workers do not record.
-    if config.cache is not None and not hasattr(config, "workerinput"):
+    if getattr(config, "cache", None) is not None and not hasattr(config, "workerinput"):
         _seconds_per_file = {}
 
 
