@@ -1,20 +1,37 @@
 """The course website: it builds without a warning, and every page works offline.
 
-The site is built once per test session (``mkdocs build --strict`` into a
-temporary folder).  The first tests read the built files; the rest open every
-page in a real browser, Debian's Chromium driven by Playwright, served by
-``http.server`` on 127.0.0.1 (port 0), and check what a reader would see:
+Two builds per test session, each once (``mkdocs build --strict`` into a
+temporary folder):
+
+* the site as published: built for, and served at, a sub-path
+  (``http://127.0.0.1:PORT/some-course/``, as on a project's GitHub Pages),
+  with a repository address set (SOCKSERV_REPO_URL);
+* the offline copy (SOCKSERV_OFFLINE=true, what ``make offline`` builds),
+  with no repository address, opened from ``file://``.
+
+The first tests read the built files; the rest open every page in a real
+browser, Debian's Chromium driven by Playwright, and check what a reader
+would see, at 1280 px and at a phone's 390 px, in the light and the dark
+scheme:
 
 * no console error, no page error, no failed request, nothing fetched from
-  another host;
-* every Mermaid diagram drawn (an <svg> with a size, visible), and the 3.5 MB
-  Mermaid script fetched only by pages that have a diagram;
+  another host or from outside the sub-path;
+* every Mermaid diagram drawn (an <svg> with a size, visible), readable (not
+  shrunk below 3/4 of its natural size; wider ones scroll in their box), its
+  arrowheads visible against the page, and the 3.5 MB Mermaid script
+  fetched only by pages that have a diagram;
+* code cells: a long line scrolls sideways inside its box, the copy button
+  covers no code, the page itself never scrolls sideways, and on a phone no
+  "In [n]:" column takes the width;
 * on lesson pages: every cell output visible, worked solutions hidden until
   "Show solution" is clicked, and a download link that serves the notebook;
-* instant navigation (no full page load) still draws diagrams, offline.
+* instant navigation (no full page load) still draws diagrams, offline;
+* the file:// copy: navigation, a lesson, its diagrams, and search.
 
 Without Chromium at /usr/bin/chromium the browser tests are skipped, saying so;
 with SOCKSERV_REQUIRE_BROWSER=1 (as .ci/run sets it) they fail instead.
+SOCKSERV_SITE_SCREENSHOTS=DIR saves a screenshot of every page visited, in
+every variant, into DIR, to look at.
 """
 
 import functools
@@ -22,10 +39,12 @@ import http.server
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
 import time
+import zipfile
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -36,6 +55,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "tools") not in sys.path:
     sys.path.insert(0, str(ROOT / "tools"))
+import course_zip  # noqa: E402  (tools/course_zip.py: what the course download holds)
 import lessons  # noqa: E402  (tools/lessons.py: the one list of lessons)
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -43,12 +63,27 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 REQUIRE_BROWSER = os.environ.get("SOCKSERV_REQUIRE_BROWSER") == "1"
+SCREENSHOTS = os.environ.get("SOCKSERV_SITE_SCREENSHOTS")
 
-# The first test to need the site pays for the build and, for the browser
-# tests, for visiting every page (about 5 s and 15 s on an idle 2-core
-# machine).  The limits leave room for a busy machine; they stop a hang, they
-# do not measure speed.
-pytestmark = pytest.mark.timeout(300)
+# The published build lives under this sub-path, as a project site does on
+# GitHub Pages; the repository address is made up (example.org is reserved
+# for examples) and only ever appears as a link.
+SUB_PATH = "/some-course/"
+REPO_URL = "https://git.example.org/teacher/sockserv-course.git"
+COURSE_ZIP = f"download/{course_zip.ARCHIVE_NAME}"
+
+# Browser variants: (name, viewport width, colour scheme).  Every page is
+# visited in each; the first is the one whose visit also checks lessons'
+# solutions and downloads.
+DESKTOP, PHONE = 1280, 390
+VARIANTS = [("desktop-light", DESKTOP, "light"), ("desktop-dark", DESKTOP, "dark"),
+            ("phone-light", PHONE, "light"), ("phone-dark", PHONE, "dark")]
+
+# The first test to need a site pays for its build and, for the browser
+# tests, for visiting every page in every variant (about 5 s per build and
+# 40 s of visits on an idle 2-core machine).  The limits leave room for a busy
+# machine; they stop a hang, they do not measure speed.
+pytestmark = pytest.mark.timeout(600)
 BUILD_TIMEOUT = 240  # seconds
 BROWSER_TIMEOUT_MS = 30_000  # any one browser step: load a page, draw its diagrams
 MERMAID_SCRIPT = "mermaid.min.js"
@@ -82,8 +117,110 @@ els => {
 }
 """
 
+# What a reader of this page at this size would find wrong with its layout,
+# {"problems": {check: [examples]}, "seen": {thing: how many were looked at}}.
+# Run with every <details> open and every diagram drawn.
+#   page-scrolls-sideways   the whole page is wider than the window
+#   code-clipped            a code line cut off: wider than its box, no scrolling
+#   code-bleeds             a code box reaching past the article's edge
+#   copy-covers-code        the copy button on top of the code
+#   wide-prompt             on a phone, an "In [n]:" column over 10% of the width
+#   output-breaks-words     outputs wrap anywhere, splitting words (break-all)
+#   diagram-shrunk          a diagram below 3/4 of its natural size
+#   diagram-clipped         a diagram wider than its box that cannot scroll
+#   faint-arrowhead         an arrowhead with contrast under 3:1 against the page
+LAYOUT_PROBLEMS = """
+(phone) => {
+  const problems = {};
+  const seen = {code: 0, wideCode: 0, prompts: 0, outputs: 0, diagrams: 0, arrowheads: 0};
+  const add = (check, what) => { (problems[check] = problems[check] || []).push(what); };
+  const scrolls = el => ["auto", "scroll"].includes(getComputedStyle(el).overflowX);
+  const snippet = el => el.textContent.trim().slice(0, 40);
+  const root = document.documentElement;
+  if (root.scrollWidth > root.clientWidth + 1) {
+    add("page-scrolls-sideways", `${root.scrollWidth} px in a ${root.clientWidth} px window`);
+  }
+  const article = document.querySelector(".md-content");
+  const articleRight = article ? article.getBoundingClientRect().right : Infinity;
+  for (const editor of document.querySelectorAll(".jp-InputArea-editor")) {
+    const pre = editor.querySelector("pre");
+    if (!pre) continue;
+    const box = pre.getBoundingClientRect();
+    seen.code += 1;
+    if (pre.scrollWidth > pre.clientWidth + 1) seen.wideCode += 1;
+    if (pre.scrollWidth > pre.clientWidth + 1 && !scrolls(pre)) add("code-clipped", snippet(pre));
+    if (box.right > articleRight + 1) add("code-bleeds", snippet(pre));
+    const button = editor.querySelector("clipboard-copy");
+    if (button && button.checkVisibility()) {
+      const b = button.getBoundingClientRect();
+      const overlap = b.left < box.right - 1 && b.right > box.left + 1 &&
+                      b.top < box.bottom - 1 && b.bottom > box.top + 1;
+      if (overlap) add("copy-covers-code", snippet(pre));
+    }
+  }
+  if (phone) {
+    for (const prompt of document.querySelectorAll(".jp-InputPrompt, .jp-OutputPrompt")) {
+      const width = prompt.checkVisibility() ? prompt.getBoundingClientRect().width : 0;
+      seen.prompts += 1;
+      if (width > 0.1 * root.clientWidth) add("wide-prompt", `${Math.round(width)} px`);
+    }
+  }
+  for (const pre of document.querySelectorAll(".jp-OutputArea-output pre")) {
+    seen.outputs += 1;
+    if (getComputedStyle(pre).wordBreak === "break-all") add("output-breaks-words", snippet(pre));
+  }
+  // Colours: "rgb(r, g, b)" or "rgba(r, g, b, a)", blended onto the page.
+  const parse = text => { const m = text.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const v = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return {r: v[0], g: v[1], b: v[2], a: v.length > 3 ? v[3] : 1}; };
+  const page = parse(getComputedStyle(document.body).backgroundColor);
+  const onPage = c => ({r: c.r * c.a + page.r * (1 - c.a), g: c.g * c.a + page.g * (1 - c.a),
+                        b: c.b * c.a + page.b * (1 - c.a)});
+  const luminance = c => { const f = x => { x /= 255;
+    return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const contrast = c => { const [l1, l2] = [luminance(onPage(c)), luminance(page)];
+    return (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05); };
+  for (const host of document.querySelectorAll("div.mermaid")) {
+    const svg = host.shadowRoot && host.shadowRoot.querySelector("svg");
+    if (!svg) continue;
+    const natural = svg.viewBox.baseVal.width;
+    seen.diagrams += 1;
+    const width = svg.getBoundingClientRect().width;
+    if (natural && width < 0.74 * natural) {
+      add("diagram-shrunk", `${Math.round(width)} of ${Math.round(natural)} px`);
+    }
+    if (width > host.clientWidth + 1 && !scrolls(host)) add("diagram-clipped", `${Math.round(width)} px`);
+    // The arrowheads that lines actually use.
+    const used = new Set();
+    for (const el of svg.querySelectorAll("[marker-end], [marker-start]")) {
+      for (const attr of ["marker-end", "marker-start"]) {
+        const m = (el.getAttribute(attr) || "").match(/#([^)"']+)/);
+        if (m) used.add(m[1]);
+      }
+    }
+    for (const id of used) {
+      const marker = svg.querySelector(`marker[id="${CSS.escape(id)}"]`);
+      const shape = marker && marker.querySelector("path, polygon, circle");
+      if (!shape) continue;
+      const style = getComputedStyle(shape);
+      seen.arrowheads += 1;
+      // A hollow head (class diagrams' inheritance triangle) shows its outline.
+      const fill = parse(style.fill);
+      const paint = fill && fill.a > 0 ? style.fill : style.stroke;
+      const colour = parse(paint);
+      if (colour && contrast(colour) < 3) {
+        add("faint-arrowhead", `${id}: ${paint}, ${contrast(colour).toFixed(1)}:1`);
+      }
+    }
+  }
+  return {problems, seen};
+}
+"""
 
-# -- the build --------------------------------------------------------------
+
+# -- the builds -------------------------------------------------------------
 
 @dataclass
 class Build:
@@ -93,6 +230,7 @@ class Build:
     output: str
     site_dir: Path
     seconds: float
+    directory_urls: bool = True  # False for the offline copy: page.html, not page/
 
     def html_pages(self):
         """Every HTML page of the site, as paths relative to the site root."""
@@ -102,8 +240,41 @@ class Build:
     def read(self, page):
         return (self.site_dir / page).read_text(encoding="utf-8")
 
+    def lesson_page(self, lesson):
+        stem = lesson.path.stem
+        return f"notebooks/{stem}/index.html" if self.directory_urls else f"notebooks/{stem}.html"
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+def _mkdocs_build(site_dir, **settings):
+    """Build the site into site_dir with these SOCKSERV_* settings (None: unset)."""
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1",
+               # A private mkdocs-jupyter cache: builds running side by side
+               # (another test run, `make serve`) must not read each other's
+               # half-written files.
+               SOCKSERV_NOTEBOOK_CACHE=str(site_dir.parent / "notebook-cache"))
+    for name, value in settings.items():
+        env.pop(name, None)
+        if value is not None:
+            env[name] = value
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+    return Build(proc.returncode, proc.stdout + proc.stderr, site_dir,
+                 time.perf_counter() - started,
+                 directory_urls=settings.get("SOCKSERV_OFFLINE") is None)
+
+
+class _SubPathHandler(http.server.SimpleHTTPRequestHandler):
+    """Serve the site folder at SUB_PATH only; anything else is 404, as on a real host."""
+
+    def send_head(self):
+        if not self.path.startswith(SUB_PATH):
+            self.send_error(404, "outside the site's sub-path")
+            return None
+        self.path = "/" + self.path[len(SUB_PATH):]
+        return super().send_head()
+
     def log_message(self, format, *args):
         pass  # the tests report problems themselves
 
@@ -120,7 +291,7 @@ def site_server(tmp_path_factory):
     instant navigation works only where the site is served at its site_url.
     """
     site_dir = tmp_path_factory.mktemp("site-build") / "site"
-    handler = functools.partial(_QuietHandler, directory=str(site_dir))
+    handler = functools.partial(_SubPathHandler, directory=str(site_dir))
     server = _SiteServer(("127.0.0.1", 0), handler)
     try:
         yield server, site_dir
@@ -130,20 +301,11 @@ def site_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def built(site_server):
-    """The site, built once per session into a temporary folder."""
+    """The published site (sub-path, repository set), built once per session."""
     server, site_dir = site_server
     host, port = server.server_address[:2]
-    # A private mkdocs-jupyter cache: builds running side by side (another
-    # test run, `make serve`) must not read each other's half-written files.
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1",
-               SOCKSERV_SITE_URL=f"http://{host}:{port}/",
-               SOCKSERV_NOTEBOOK_CACHE=str(site_dir.parent / "notebook-cache"))
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
-    return Build(proc.returncode, proc.stdout + proc.stderr, site_dir,
-                 time.perf_counter() - started)
+    return _mkdocs_build(site_dir, SOCKSERV_SITE_URL=f"http://{host}:{port}{SUB_PATH}",
+                         SOCKSERV_REPO_URL=REPO_URL, SOCKSERV_OFFLINE=None)
 
 
 @pytest.fixture(scope="session")
@@ -154,15 +316,35 @@ def site(built):
     return built
 
 
-def lesson_page(lesson):
-    return f"notebooks/{lesson.path.stem}/index.html"
+@pytest.fixture(scope="session")
+def offline_built(tmp_path_factory):
+    """The file:// copy (what `make offline` builds), no repository set; once per session."""
+    site_dir = tmp_path_factory.mktemp("site-offline") / "site-offline"
+    return _mkdocs_build(site_dir, SOCKSERV_OFFLINE="true", SOCKSERV_REPO_URL=None,
+                         SOCKSERV_SITE_URL=None)
+
+
+@pytest.fixture(scope="session")
+def offline_site(offline_built):
+    if offline_built.returncode != 0:
+        pytest.fail(f"the offline build failed:\n{offline_built.output}", pytrace=False)
+    return offline_built
+
+
+def _warnings(build):
+    return [line for line in build.output.splitlines() if "WARNING" in line]
 
 
 def test_site_builds_without_warnings(built):
     assert built.returncode == 0, built.output
-    warnings = [line for line in built.output.splitlines() if "WARNING" in line]
-    assert warnings == []
+    assert _warnings(built) == []
     print(f"mkdocs build --strict took {built.seconds:.1f} s")
+
+
+def test_offline_copy_builds_without_warnings(offline_built):
+    assert offline_built.returncode == 0, offline_built.output
+    assert _warnings(offline_built) == []
+    print(f"offline build took {offline_built.seconds:.1f} s")
 
 
 def test_every_lesson_is_a_page_in_the_nav_in_order(site):
@@ -176,16 +358,46 @@ def test_every_lesson_is_a_page_in_the_nav_in_order(site):
     article = home[home.index("<article"):home.index("</article>")]
     assert re.findall(r'<li><a href="(notebooks/[^"/]+/)">', article) == expected
     for lesson in found:
-        page = site.read(lesson_page(lesson))
+        page = site.read(site.lesson_page(lesson))
         assert f"<title>{lesson.title} - " in page
         copy = site.site_dir / "notebooks" / lesson.path.stem / lesson.filename
         assert copy.read_bytes() == lesson.path.read_bytes()
 
 
+# -- the API page -----------------------------------------------------------
+
 def test_api_page_documents_threading_mixin_process_request(site):
     api = site.read("api/index.html")
     assert re.search(r'id="sockserv\.[\w.]*ThreadingMixIn\.process_request"', api)
 
+
+def test_api_page_shows_no_restructuredtext_literal_markers(site):
+    """A docstring's "the classes::" is reStructuredText; in Markdown it shows as "::"."""
+    api = site.read("api/index.html")
+    text = re.sub(r"<(pre|code)\b.*?</\1>", "", api, flags=re.S)  # code may say "::"
+    paragraphs = re.findall(r"<p>(.*?)</p>", text, flags=re.S)
+    assert [p[-60:] for p in paragraphs if re.search(r"::\s*$", p)] == []
+
+
+def _api_search_titles(build):
+    index = json.loads(build.read("search/search_index.json"))
+    prefix = "api/"
+    return [re.sub(r"<[^>]+>", "", doc["title"]) for doc in index["docs"]
+            if doc["location"].startswith(prefix) and "#" in doc["location"]]
+
+
+def test_api_search_results_name_their_class(site):
+    """Three servers define shutdown_request(): each search result says whose."""
+    titles = _api_search_titles(site)
+    repeated = sorted({t for t in titles if titles.count(t) > 1})
+    assert repeated == []
+    shutdown_request = sorted(t for t in titles if "shutdown_request(" in t)
+    assert shutdown_request == ["BaseServer.shutdown_request(request)",
+                                "TCPServer.shutdown_request(request)",
+                                "UDPServer.shutdown_request(request)"]
+
+
+# -- pages, ids and links ---------------------------------------------------
 
 class _TagWatcher(HTMLParser):
     """Collect, from one HTML page, what loads from where and what sits inside what."""
@@ -193,6 +405,7 @@ class _TagWatcher(HTMLParser):
     def __init__(self):
         super().__init__()
         self.loads = []  # URLs of scripts, stylesheets, images, frames
+        self.links = []  # href of every <a>
         self.solutions_outside_details = 0
         self.solutions = 0
         self._details = []  # for each open <details>: is it a closed solution box?
@@ -205,6 +418,8 @@ class _TagWatcher(HTMLParser):
             self.loads.append(attrs.get("href") or "")
         elif tag in ("img", "iframe", "audio", "video", "source", "embed") and attrs.get("src"):
             self.loads.append(attrs["src"])
+        elif tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
         elif tag == "details":
             classes = (attrs.get("class") or "").split()
             self._details.append("sockserv-solution" in classes and "open" not in attrs)
@@ -218,12 +433,18 @@ class _TagWatcher(HTMLParser):
             self._details.pop()
 
 
-def test_no_page_links_a_resource_from_another_host(site):
+def _watch(build, page):
+    watcher = _TagWatcher()
+    watcher.feed(build.read(page))
+    return watcher
+
+
+@pytest.mark.parametrize("which", ["site", "offline_site"])
+def test_no_page_links_a_resource_from_another_host(which, request):
+    build = request.getfixturevalue(which)
     offenders = {}
-    for page in site.html_pages():
-        watcher = _TagWatcher()
-        watcher.feed(site.read(page))
-        remote = [url for url in watcher.loads
+    for page in build.html_pages():
+        remote = [url for url in _watch(build, page).loads
                   if urlsplit(url).scheme not in ("", "data") or url.startswith("//")]
         if remote:
             offenders[page] = remote
@@ -248,35 +469,154 @@ def test_every_in_page_link_has_its_target(site):
     assert broken == {}
 
 
+def test_no_two_elements_on_a_page_share_an_id(site):
+    """Two "Solution to exercise N" (or two "Solution") headings must not share an id."""
+    repeated = {}
+    for page in site.html_pages():
+        ids = re.findall(r'\bid="([^"]+)"', site.read(page))
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            repeated[page] = twice
+    assert repeated == {}
+
+
+def test_repeated_heading_ids_are_made_unique():
+    """The hook that guarantees it: later copies get -2, -3, permalinks follow."""
+    import mkdocs_hooks  # tools/mkdocs_hooks.py
+    html = ('<h4 id="solution">Solution<a class="anchor-link" href="#solution">¶</a></h4>'
+            '<div id="solution-2"></div>'
+            '<h4 id="solution">Solution<a class="anchor-link" href="#solution">¶</a></h4>'
+            '<h4 id="solution">Solution<a class="anchor-link" href="#solution">¶</a></h4>'
+            '<h2 id="other">Other</h2>')
+    result = mkdocs_hooks.unique_heading_ids(html)
+    assert re.findall(r'<h\d id="([^"]+)"', result) == ["solution", "solution-3", "solution-4",
+                                                          "other"]
+    assert re.findall(r'href="#([^"]+)"', result) == ["solution", "solution-3", "solution-4"]
+    assert mkdocs_hooks.unique_heading_ids(result) == result
+
+
 def test_solution_cells_are_inside_closed_details(site):
     """Statically, without a browser: every cell tagged solution is folded away."""
     for lesson in lessons.find_lessons():
-        watcher = _TagWatcher()
-        watcher.feed(site.read(lesson_page(lesson)))
-        assert watcher.solutions_outside_details == 0, lesson.filename
+        assert _watch(site, site.lesson_page(lesson)).solutions_outside_details == 0, \
+            lesson.filename
 
 
 def test_pytest_never_collects_the_built_site(pytestconfig):
     """The site keeps copies of the notebooks; nbval must check each notebook once."""
     testpaths = [(ROOT / path).resolve() for path in pytestconfig.getini("testpaths")]
-    site_dir = (ROOT / "site").resolve()
     assert testpaths, "pyproject.toml should list testpaths"
-    for path in testpaths:
-        assert path != ROOT and site_dir != path and site_dir not in path.parents
-        assert path not in site_dir.parents
+    for site_dir in ((ROOT / "site").resolve(), (ROOT / "site-offline").resolve()):
+        for path in testpaths:
+            assert path != ROOT and site_dir != path and site_dir not in path.parents
+            assert path not in site_dir.parents
+
+
+# -- the course download and the repository ---------------------------------
+
+def _resolves_to(page, href, target, directory_urls=True):
+    """Does href, on this page (site-relative path), point at the site file target?"""
+    base = "http://site/" + page
+    return urlsplit(urljoin(base, href)).path == "/" + target
+
+
+def test_course_zip_holds_what_a_learner_needs_and_nothing_else(site):
+    with zipfile.ZipFile(site.site_dir / COURSE_ZIP) as archive:
+        names = archive.namelist()
+        assert archive.testzip() is None
+        readme = archive.read(f"{course_zip.FOLDER}/README.md")
+    assert readme == (ROOT / "README.md").read_bytes()
+    assert all(name.startswith(course_zip.FOLDER + "/") for name in names)
+    inside = {name[len(course_zip.FOLDER) + 1:] for name in names}
+    needed = {"README.md", "Makefile", "pyproject.toml", "requirements.txt", "constraints.txt",
+              "mkdocs.yml", "src/sockserv/__init__.py", "tools/lessons.py",
+              "tools/mkdocs_hooks.py", "tools/course_zip.py", "tests/test_site.py",
+              "notebooks/sanitize.cfg", "docs/index.md"}
+    needed |= {f"notebooks/{lesson.filename}" for lesson in lessons.find_lessons()}
+    assert needed - inside == set()
+    leftovers = [name for name in inside
+                 if re.search(r"(^|/)(\.venv[^/]*|site|site-offline|\.cache|__pycache__|"
+                              r"\.git|\.pytest_cache|[^/]*\.egg-info)/", name)
+                 or name.endswith((".pyc", ".pyo"))]
+    assert leftovers == []
+    # Everything in it is a course file by the module's own rule.  (Not an
+    # equality with course_files() now: files added since the build differ.)
+    assert [name for name in inside if not course_zip.is_course_file(name)] == []
+
+
+def test_course_files_outside_git_skip_venvs_builds_and_caches(tmp_path):
+    """An unpacked copy (no .git): the walk takes the course, not what running it left."""
+    for name in ["README.md", "Makefile", "requirements.txt", "src/sockserv/__init__.py",
+                 "notebooks/01-x.ipynb", ".venv/lib/site.py", "site/index.html",
+                 "site-offline/index.html", "src/sockserv/__pycache__/x.cpython-311.pyc",
+                 ".cache/mkdocs-jupyter/x", "notes.txt", "src/sockserv.egg-info/PKG-INFO"]:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    assert course_zip.course_files(tmp_path) == [
+        "Makefile", "README.md", "notebooks/01-x.ipynb", "requirements.txt",
+        "src/sockserv/__init__.py"]
+
+
+@pytest.mark.parametrize("which", ["site", "offline_site"])
+def test_home_and_lesson_pages_link_to_the_course_download(which, request):
+    build = request.getfixturevalue(which)
+    pages = ["index.html"] + [build.lesson_page(lesson) for lesson in lessons.find_lessons()]
+    without = [page for page in pages
+               if not any(_resolves_to(page, href, COURSE_ZIP)
+                          for href in _watch(build, page).links)]
+    assert without == []
+    assert (build.site_dir / COURSE_ZIP).is_file()
+
+
+def test_repository_set_shows_its_link_and_the_clone_command(site):
+    home = site.read("index.html")
+    assert re.search(r'<a href="%s"[^>]*class="md-source"' % re.escape(REPO_URL), home)
+    assert f"git clone {REPO_URL}\n" in re.sub(r"<[^>]+>", "", home)  # the code block's text
+    for lesson in lessons.find_lessons():
+        assert f'href="{REPO_URL}"' in site.read(site.lesson_page(lesson))
+
+
+def test_repository_unset_points_nowhere(offline_site):
+    """No SOCKSERV_REPO_URL: no repository link, no clone command, no made-up address."""
+    found = {}
+    for page in offline_site.html_pages():
+        text = offline_site.read(page)
+        hits = [what for what in ('class="md-source"', "git clone", "Go to repository",
+                                  urlsplit(REPO_URL).netloc)
+                if what in text.replace('<span class="w"> </span>', " ")]
+        if hits:
+            found[page] = hits
+    assert found == {}
+
+
+# -- the offline copy, statically -------------------------------------------
+
+def test_offline_copy_has_search_index_and_local_shim(offline_site):
+    assert (offline_site.site_dir / "search" / "search_index.js").is_file()
+    shim = offline_site.site_dir / "assets" / "javascripts" / "iframe-worker" / "shim.js"
+    assert shim.read_bytes() == (ROOT / "docs" / "assets" / "javascripts" / "iframe-worker"
+                                 / "shim.js").read_bytes()
+    for page in offline_site.html_pages():
+        text = offline_site.read(page)
+        assert "unpkg.com" not in text, page
+        config = json.loads(re.search(
+            r'<script id="__config" type="application/json">(.*?)</script>', text, re.S)[1])
+        assert not [f for f in config["features"] if f.startswith("navigation.instant")], page
+        assert any(url.endswith("iframe-worker/shim.js") for url in _watch(offline_site, page).loads)
 
 
 # -- the browser ------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def site_url(site, site_server):
-    """The built site's address, served for the rest of the session."""
+    """The built site's address (under SUB_PATH), served for the rest of the session."""
     server, _ = site_server
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               name="site-server")
     thread.start()
     try:
-        yield "http://%s:%d/" % server.server_address[:2]
+        yield "http://%s:%d%s" % (*server.server_address[:2], SUB_PATH)
     finally:
         server.shutdown()
         thread.join(timeout=10)
@@ -291,8 +631,8 @@ def _no_browser(reason):
 
 
 @pytest.fixture(scope="session")
-def browser_context(site_url):
-    """One Chromium and one browser context for every browser test."""
+def browser():
+    """One Chromium for every browser test."""
     if not CHROMIUM.exists():
         _no_browser(f"Chromium not found at {CHROMIUM} — apt-get install chromium")
     try:
@@ -303,21 +643,34 @@ def browser_context(site_url):
     playwright = sync_playwright().start()
     try:
         try:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                                 args=CHROMIUM_ARGS, timeout=30_000)
+            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                                  args=CHROMIUM_ARGS, timeout=30_000)
         except PlaywrightError as exc:
             first_line = str(exc).strip().splitlines()[0]
             _no_browser(f"Chromium at {CHROMIUM} could not start: {first_line}")
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            context.add_init_script(OPEN_SHADOW_ROOTS)
-            context.set_default_timeout(BROWSER_TIMEOUT_MS)
-            yield context
-            context.close()
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
     finally:
         playwright.stop()
+
+
+def _new_context(browser, width=DESKTOP, scheme="light"):
+    context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
+    context.add_init_script(OPEN_SHADOW_ROOTS)
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
+    return context
+
+
+@pytest.fixture(scope="session")
+def browser_context(browser):
+    """The desktop, light-scheme context (solutions, downloads, instant navigation)."""
+    context = _new_context(browser)
+    try:
+        yield context
+    finally:
+        context.close()
 
 
 @dataclass
@@ -332,16 +685,23 @@ class Visit:
     requested: list = field(default_factory=list)
     diagrams: int = 0  # <pre class="mermaid"> blocks in the built HTML
     problems: dict = field(default_factory=dict)  # check -> what went wrong
+    layout: dict = field(default_factory=dict)  # LAYOUT_PROBLEMS' findings: check -> examples
+    seen: dict = field(default_factory=dict)  # LAYOUT_PROBLEMS' counts of what it looked at
     solutions: int = 0  # elements tagged solution
     download_status: int = None
 
 
 class _Recorder:
-    """Attach to a Playwright page; record errors and every request into a Visit."""
+    """Attach to a Playwright page; record errors and every request into a Visit.
+
+    A request is foreign if it goes to another host, or (served over HTTP)
+    leaves the site's folder: outside the sub-path, or for file://, outside
+    the offline copy.
+    """
 
     def __init__(self, page, visit, site_url):
         self.visit = visit
-        self.host = urlsplit(site_url).netloc
+        self.site = urlsplit(site_url)
         page.on("console", self.console)
         page.on("pageerror", lambda error: visit.page_errors.append(str(error)))
         page.on("request", self.request)
@@ -358,7 +718,9 @@ class _Recorder:
         self.visit.requested.append(request.url)
         if url.scheme in ("data", "blob", "about"):
             return
-        if url.scheme not in ("http", "https", "ws", "wss") or url.netloc != self.host:
+        same_place = (url.scheme == self.site.scheme and url.netloc == self.site.netloc
+                      and url.path.startswith(self.site.path.rsplit("/", 1)[0] + "/"))
+        if not same_place:
             self.visit.foreign_requests.append(request.url)
 
     def response(self, response):
@@ -422,41 +784,89 @@ def _check_download(page, visit, context):
         visit.problems["download"] = f"{url}: HTTP {response.status}, {len(cells)} cells"
 
 
-@pytest.fixture(scope="session")
-def visits(site, site_url, browser_context):
-    """Open every page of the site once; what each visit saw, by page."""
-    lesson_pages = {lesson_page(lesson) for lesson in lessons.find_lessons()}
-    results = {}
-    for name in site.html_pages():
-        visit = Visit(name, diagrams=len(re.findall(r'<pre class="mermaid"', site.read(name))))
-        page = browser_context.new_page()
-        try:
-            _Recorder(page, visit, site_url)
-            response = page.goto(urljoin(site_url, name), wait_until="load")
-            if response.status != 200:
-                visit.problems["load"] = f"HTTP {response.status}"
-            if name in lesson_pages:
-                _check_solutions(page, visit)
-                _check_download(page, visit, browser_context)
-            # Unfold whatever else is folded: from here on, everything must show.
-            page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
-            if visit.diagrams:
-                _check_diagrams(page, visit)
-            if name in lesson_pages:
-                outputs = page.locator(".jp-OutputArea-output")
-                hidden = outputs.evaluate_all(VISIBILITY)["hidden"]
-                if hidden:
-                    visit.problems["outputs"] = f"{hidden} of {outputs.count()} outputs not visible"
-            # Late requests (search index, favicon) belong to this page too.
+def _visit(context, build, name, base_url, *, lesson_checks, phone, screenshot=None,
+           settle=True):
+    """Open one page; check what a reader sees; return the Visit.
+
+    With settle, wait for the network to go idle, so that late requests (the
+    search index, the favicon) are checked too; the other variants of a page
+    make the same requests, and skip that wait.
+    """
+    visit = Visit(name, diagrams=len(re.findall(r'<pre class="mermaid"', build.read(name))))
+    page = context.new_page()
+    try:
+        _Recorder(page, visit, base_url)
+        response = page.goto(urljoin(base_url, name), wait_until="load")
+        if response is not None and response.status != 200 and not base_url.startswith("file:"):
+            visit.problems["load"] = f"HTTP {response.status}"
+        if lesson_checks:
+            _check_solutions(page, visit)
+            _check_download(page, visit, context)
+        # Unfold whatever else is folded: from here on, everything must show.
+        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        if visit.diagrams:
+            _check_diagrams(page, visit)
+        if lesson_checks or name.startswith("notebooks/"):
+            outputs = page.locator(".jp-OutputArea-output")
+            hidden = outputs.evaluate_all(VISIBILITY)["hidden"]
+            if hidden:
+                visit.problems["outputs"] = f"{hidden} of {outputs.count()} outputs not visible"
+        findings = page.evaluate(LAYOUT_PROBLEMS, phone)
+        visit.layout, visit.seen = findings["problems"], findings["seen"]
+        if screenshot:
+            page.screenshot(path=screenshot, full_page=True)
+        # Late requests (search index, favicon) belong to this page too.  (From
+        # file:// there is no network to go idle: Chromium never reports it.)
+        if settle and not base_url.startswith("file:"):
             page.wait_for_load_state("networkidle")
+    finally:
+        page.close()
+    return visit
+
+
+def _screenshot_path(variant, name):
+    if not SCREENSHOTS:
+        return None
+    folder = Path(SCREENSHOTS)
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / f"{variant}--{name.replace('/', '_').removesuffix('.html')}.png")
+
+
+@pytest.fixture(scope="session")
+def visits(site, site_url, browser, browser_context):
+    """Open every page once in every variant: {variant: {page: Visit}}."""
+    lesson_pages = {site.lesson_page(lesson) for lesson in lessons.find_lessons()}
+    results = {}
+    for variant, width, scheme in VARIANTS:
+        first = variant == VARIANTS[0][0]
+        context = browser_context if first else _new_context(browser, width, scheme)
+        try:
+            results[variant] = {
+                name: _visit(context, site, name, site_url,
+                             lesson_checks=first and name in lesson_pages,
+                             phone=width == PHONE, screenshot=_screenshot_path(variant, name),
+                             settle=first)
+                for name in site.html_pages()}
         finally:
-            page.close()
-        results[name] = visit
+            if not first:
+                context.close()
     return results
 
 
 def _report(visits, attribute):
-    return {name: getattr(v, attribute) for name, v in visits.items() if getattr(v, attribute)}
+    return {f"{variant} {name}": getattr(v, attribute)
+            for variant, pages in visits.items() for name, v in pages.items()
+            if getattr(v, attribute)}
+
+
+def _problems(visits, check, variants=None):
+    return {f"{variant} {name}": v.problems[check]
+            for variant, pages in visits.items() if variants is None or variant in variants
+            for name, v in pages.items() if check in v.problems}
+
+
+def _desktop(visits):
+    return visits[VARIANTS[0][0]]
 
 
 def test_pages_have_no_console_or_page_errors(visits):
@@ -466,44 +876,74 @@ def test_pages_have_no_console_or_page_errors(visits):
 
 def test_no_request_fails(visits):
     assert _report(visits, "failed_requests") == {}
-    assert {name: v.problems["load"] for name, v in visits.items() if "load" in v.problems} == {}
+    assert _problems(visits, "load") == {}
 
 
-def test_nothing_is_fetched_from_another_host(visits):
+def test_nothing_is_fetched_from_another_host_or_outside_the_sub_path(visits):
     assert _report(visits, "foreign_requests") == {}
 
 
 def test_every_diagram_is_drawn(visits):
-    with_diagrams = [v for v in visits.values() if v.diagrams]
+    with_diagrams = [v for v in _desktop(visits).values() if v.diagrams]
     assert with_diagrams, "the site should have diagrams (docs/setup.md draws one)"
-    assert {v.page: v.problems["diagrams"] for v in with_diagrams
-            if "diagrams" in v.problems} == {}
+    assert _problems(visits, "diagrams") == {}
+
+
+@pytest.mark.parametrize("check", [
+    "page-scrolls-sideways", "code-clipped", "code-bleeds", "copy-covers-code", "wide-prompt",
+    "output-breaks-words", "diagram-shrunk", "diagram-clipped", "faint-arrowhead"])
+def test_layout_reads_well_at_every_size_and_scheme(visits, check):
+    """See LAYOUT_PROBLEMS for what each check looks for."""
+    found = {f"{variant} {name}": v.layout[check]
+             for variant, pages in visits.items() for name, v in pages.items()
+             if check in v.layout}
+    assert found == {}
+
+
+def test_layout_checks_look_at_something(visits):
+    """The checks above had something to judge, in every variant: code cells,
+    lines too long for a phone (so scrolling is what kept them readable),
+    prompts, outputs, drawn diagrams and the arrowheads their lines use."""
+    if not lessons.find_lessons():
+        pytest.skip("no lesson notebooks yet")
+    totals = {variant: {thing: sum(v.seen.get(thing, 0) for v in pages.values())
+                        for thing in ("code", "wideCode", "outputs", "diagrams", "arrowheads")}
+              for variant, pages in visits.items()}
+    assert {variant: [thing for thing, n in seen.items() if n == 0]
+            for variant, seen in totals.items()} == {variant: [] for variant in totals}
+    phone_prompts = sum(v.seen.get("prompts", 0) for v in visits["phone-light"].values())
+    assert phone_prompts > 0
 
 
 def test_mermaid_is_fetched_only_by_pages_with_a_diagram(visits):
+    desktop = _desktop(visits)
     fetched = {name: any(url.endswith("/" + MERMAID_SCRIPT) for url in v.requested)
-               for name, v in visits.items()}
-    wanted = {name: bool(v.diagrams) for name, v in visits.items()}
+               for name, v in desktop.items()}
+    wanted = {name: bool(v.diagrams) for name, v in desktop.items()}
     assert fetched == wanted
 
 
-def test_lesson_outputs_are_visible(visits):
-    lesson_visits = [visits[lesson_page(lesson)] for lesson in lessons.find_lessons()]
-    if not lesson_visits:
+def _lesson_visits(site, visits):
+    desktop = _desktop(visits)
+    return [desktop[site.lesson_page(lesson)] for lesson in lessons.find_lessons()]
+
+
+def test_lesson_outputs_are_visible(site, visits):
+    if not _lesson_visits(site, visits):
         pytest.skip("no lesson notebooks yet")
-    assert {v.page: v.problems["outputs"] for v in lesson_visits if "outputs" in v.problems} == {}
+    assert _problems(visits, "outputs") == {}
 
 
-def test_solutions_are_hidden_until_clicked(visits):
-    lesson_visits = [visits[lesson_page(lesson)] for lesson in lessons.find_lessons()]
+def test_solutions_are_hidden_until_clicked(site, visits):
+    lesson_visits = _lesson_visits(site, visits)
     if not any(v.solutions for v in lesson_visits):
         pytest.skip("no lesson has a cell tagged 'solution' yet")
     assert {v.page: v.problems["solutions"] for v in lesson_visits
             if "solutions" in v.problems} == {}
 
 
-def test_lesson_pages_offer_the_notebook_for_download(visits):
-    lesson_visits = [visits[lesson_page(lesson)] for lesson in lessons.find_lessons()]
+def test_lesson_pages_offer_the_notebook_for_download(site, visits):
+    lesson_visits = _lesson_visits(site, visits)
     if not lesson_visits:
         pytest.skip("no lesson notebooks yet")
     assert {v.page: v.problems["download"] for v in lesson_visits
@@ -512,9 +952,19 @@ def test_lesson_pages_offer_the_notebook_for_download(visits):
         v.page: 200 for v in lesson_visits}
 
 
+def test_course_download_is_served(site_url, browser_context):
+    response = browser_context.request.get(urljoin(site_url, COURSE_ZIP))
+    try:
+        assert response.status == 200
+        assert response.body()[:4] == b"PK\x03\x04"
+    finally:
+        response.dispose()
+
+
 def test_instant_navigation_draws_diagrams_offline(site, site_url, browser_context, visits):
     """Click from page to page as a reader does: Material swaps content without a reload."""
-    route = ["index.html"] + [name for name, v in visits.items()
+    desktop = _desktop(visits)
+    route = ["index.html"] + [name for name, v in desktop.items()
                               if v.diagrams and name != "index.html" and name != "404.html"]
     page = browser_context.new_page()
     visit = Visit(" -> ".join(route))
@@ -529,7 +979,7 @@ def test_instant_navigation_draws_diagrams_offline(site, site_url, browser_conte
             assert target in hrefs, f"no link to {target} in the navigation"
             page.locator(".md-nav--primary a.md-nav__link[href]").nth(hrefs.index(target)).click()
             page.wait_for_url(target)
-            visit.diagrams = visits[name].diagrams
+            visit.diagrams = desktop[name].diagrams
             _check_diagrams(page, visit)
             assert page.evaluate("window.__sockservNoReload === true"), "a full page load happened"
             assert visit.problems == {}, name
@@ -539,3 +989,83 @@ def test_instant_navigation_draws_diagrams_offline(site, site_url, browser_conte
     assert visit.console_errors == [] and visit.page_errors == []
     assert visit.failed_requests == [] and visit.foreign_requests == []
     assert sum(url.endswith("/" + MERMAID_SCRIPT) for url in visit.requested) == 1
+
+
+# -- the offline copy, from file:// ------------------------------------------
+
+@pytest.fixture(scope="session")
+def offline_url(offline_site):
+    return offline_site.site_dir.as_uri() + "/"
+
+
+@pytest.fixture(scope="session")
+def offline_visits(offline_site, offline_url, browser):
+    """Every page of the file:// copy, once, at desktop size (light).
+
+    Except 404.html: a server shows it for a missing page, at any depth, so its
+    links start at the site's root ("/some-course/..."); from file:// nothing
+    ever shows it.
+    """
+    context = _new_context(browser)
+    try:
+        return {name: _visit(context, offline_site, name, offline_url, lesson_checks=False,
+                             phone=False, screenshot=_screenshot_path("offline", name))
+                for name in offline_site.html_pages() if name != "404.html"}
+    finally:
+        context.close()
+
+
+def test_offline_pages_load_everything_from_the_copy(offline_visits):
+    visits = {"offline": offline_visits}
+    assert _report(visits, "console_errors") == {}
+    assert _report(visits, "page_errors") == {}
+    assert _report(visits, "failed_requests") == {}
+    assert _report(visits, "foreign_requests") == {}
+    assert _problems(visits, "diagrams") == {}
+    assert any(v.diagrams for v in offline_visits.values())
+
+
+def test_offline_navigation_reaches_every_lesson_and_draws_its_diagrams(
+        offline_site, offline_url, browser):
+    context = _new_context(browser)
+    page = context.new_page()
+    visit = Visit("offline navigation")
+    try:
+        _Recorder(page, visit, offline_url)
+        page.goto(offline_url + "index.html", wait_until="load")
+        for lesson in lessons.find_lessons():
+            target = offline_url + offline_site.lesson_page(lesson)
+            page.locator(f'.md-nav--primary a.md-nav__link[href$="{lesson.path.stem}.html"]'
+                         ).first.click()
+            page.wait_for_url(target)
+            visit.diagrams = offline_site.read(offline_site.lesson_page(lesson)).count(
+                '<pre class="mermaid"')
+            if visit.diagrams:
+                _check_diagrams(page, visit)
+            assert visit.problems == {}, lesson.filename
+    finally:
+        page.close()
+        context.close()
+    assert visit.console_errors == [] and visit.page_errors == []
+    assert visit.failed_requests == [] and visit.foreign_requests == []
+
+
+def test_offline_search_finds_results(offline_url, browser):
+    """Search runs from file:// (the worker through the vendored iframe-worker shim)."""
+    context = _new_context(browser)
+    page = context.new_page()
+    visit = Visit("offline search")
+    try:
+        _Recorder(page, visit, offline_url)
+        page.goto(offline_url + "index.html", wait_until="load")
+        page.locator("input.md-search__input").click()
+        page.keyboard.type("shutdown")
+        page.wait_for_selector(".md-search-result__item")
+        results = page.locator(".md-search-result__item").count()
+        titles = page.locator(".md-search-result__item h1").all_inner_texts()
+    finally:
+        page.close()
+        context.close()
+    assert results >= 3, titles
+    assert visit.console_errors == [] and visit.failed_requests == []
+    assert visit.foreign_requests == []

@@ -31,7 +31,7 @@ import zipfile
 from io import BytesIO
 from pathlib import Path, PurePosixPath
 
-__all__ = ["ARCHIVE_NAME", "FOLDER", "INCLUDED", "course_files", "course_zip_bytes"]
+__all__ = ["ARCHIVE_NAME", "FOLDER", "INCLUDED", "course_files", "course_zip_bytes", "is_course_file"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ SKIPPED_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 _DATE = (1980, 1, 1, 0, 0, 0)
 
 
-def _included(relative):
+def is_course_file(relative):
     """Is this repository-relative POSIX path one a learner needs?"""
     path = PurePosixPath(relative)
     top = path.parts[0]
@@ -107,7 +107,7 @@ def course_files(root=ROOT):
     names = _git_files(root)
     if names is None:
         names = _walked_files(root)
-    return sorted(name for name in set(names) if _included(name))
+    return sorted(name for name in set(names) if is_course_file(name))
 
 
 def course_zip_bytes(root=ROOT):

@@ -19,7 +19,8 @@
  * - Arrowheads.  Material's stylesheet for diagrams colours the sequence
  *   diagram's arrowheads through `#arrowhead`, the id Mermaid used before
  *   version 10; Mermaid 11 names them `<diagram id>-arrowhead` and paints
- *   them #333, which is all but invisible on the dark scheme.  ARROW_CSS
+ *   them #333, which is all but invisible on the dark scheme (so are the
+ *   outlines of class diagrams' relation heads).  ARROW_CSS
  *   (added to Material's themeCSS) gives every arrowhead the colour of its
  *   line, in both schemes.
  * - Size.  Mermaid draws a diagram 100% wide with its natural width as the
@@ -52,7 +53,10 @@
     '[id$="-arrowhead"] path, [id$="-crosshead"] path' +
     "{fill:" + LINE_COLOUR + " !important; stroke:" + LINE_COLOUR + " !important}" +
     '[id$="-stickTopArrowHead"] path, [id$="-stickBottomArrowHead"] path' +
-    "{stroke:" + LINE_COLOUR + " !important}";
+    "{stroke:" + LINE_COLOUR + " !important}" +
+    // Class diagrams: the outline of the hollow inheritance triangle (and of
+    // the other relation heads) was #333 as well.
+    'marker[id*="classDiagram-"] path{stroke:var(--md-mermaid-edge-color) !important}';
 
   // Mermaid's labels are 16 px at natural size: 0.75 keeps them at 12 px or more.
   var MIN_SCALE = 0.75;
