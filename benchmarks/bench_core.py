@@ -8,7 +8,14 @@ Every scenario serves the same echo handlers from the two implementations:
   the same line back), with TCPServer and ThreadingTCPServer;
 - new TCP connections per second: connect, send a line, read the reply,
   close, with TCPServer and ThreadingTCPServer;
-- UDP datagram round trips per second, with UDPServer and ThreadingUDPServer.
+- UDP datagram round trips per second, with UDPServer and ThreadingUDPServer;
+- shutdown() latency: the time from calling shutdown() on an idle
+  serve_forever(poll_interval=0.05) loop until it returns, median and 95th
+  percentile of --shutdowns calls per implementation (interleaved too).  The
+  call comes at a different point of the loop's wait each time (a fixed
+  pseudo-random sequence of offsets within poll_interval, the same for both),
+  because the stdlib's loop notices shutdown() only when its wait ends,
+  while sockserv's is woken at once.
 
 The server runs in this process (serve_forever in a thread); the client runs
 in a separate worker process, started once, so that the two do not share a
@@ -18,6 +25,7 @@ interleaved -- stdlib then sockserv, then sockserv then stdlib, and so on --
 so that warm-up and background noise do not favour either side, and the
 table shows the median of --repeat runs, the spread (min-max) and the ratio
 sockserv/stdlib of the medians (1.00 = as fast as the stdlib; above is faster).
+For shutdown() latency the ratio is of the latencies, so below 1 is faster.
 
 Everything binds 127.0.0.1 port 0.  This is a benchmark, not a test: it
 prints figures and asserts only that every reply was correct.  The whole
@@ -28,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import socket
 import socketserver
 import statistics
@@ -36,14 +45,12 @@ import sys
 import threading
 import time
 
-import sockserv
+from sockserv.teach.harness import IMPLEMENTATIONS
 
 HOST = "127.0.0.1"
 TIMEOUT = 5.0  # bound on any single socket operation
 POLL = 0.05  # serve_forever poll interval: quick shutdown between runs
 LINE = b"ping 0123456789\n"
-
-IMPLEMENTATIONS = {"stdlib": socketserver, "sockserv": sockserv}
 
 #: (label, kind of client loop, server class name, handler kind)
 SCENARIOS = [
@@ -167,20 +174,52 @@ def measure(client, kind, impl, class_name, handler_kind, duration):
     return result["count"] / result["elapsed"]
 
 
+def shutdown_latencies(impl, offsets):
+    """Seconds each shutdown() took on an idle loop, one call per offset into its wait."""
+    started = threading.Event()
+
+    class Idle(impl.TCPServer):
+        def service_actions(self):
+            started.set()  # the loop has turned once: it is running
+
+    latencies = []
+    with Idle((HOST, 0), None) as server:
+        for offset in offsets:
+            started.clear()
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL})
+            thread.start()
+            if not started.wait(TIMEOUT):
+                raise RuntimeError("serve_forever() did not start")
+            time.sleep(offset)
+            begin = time.perf_counter()
+            server.shutdown()
+            latencies.append(time.perf_counter() - begin)
+            thread.join(TIMEOUT)
+    return latencies
+
+
+def percentile(values, fraction):
+    """The value below which ``fraction`` of ``values`` lie (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 runs of 0.1 s each")
     # Many short runs: the median then shrugs off a burst of load from other programs.
     parser.add_argument("--repeat", type=int, default=9, help="runs per implementation (default 9)")
     parser.add_argument("--duration", type=float, default=0.2, help="seconds per run (default 0.2)")
+    parser.add_argument("--shutdowns", type=int, default=200,
+                        help="shutdown() calls per implementation (default 200)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker()
     if args.quick:
-        args.repeat, args.duration = 3, 0.1
-    if args.repeat < 1 or not 0 < args.duration <= 5:
-        parser.error("--repeat must be >= 1 and --duration in (0, 5]")
+        args.repeat, args.duration, args.shutdowns = 3, 0.1, 40
+    if args.repeat < 1 or not 0 < args.duration <= 5 or args.shutdowns < 2:
+        parser.error("--repeat must be >= 1, --duration in (0, 5], --shutdowns >= 2")
 
     print(
         f"sockserv core benchmark: Python {platform.python_version()} "
@@ -225,6 +264,23 @@ def main(argv=None):
     for name, rates in rows:
         ratio = statistics.median(rates["sockserv"]) / statistics.median(rates["stdlib"])
         print(f"{name:<{width}}  {cell(rates['stdlib']):>22}  {cell(rates['sockserv']):>22}  {ratio:>15.2f}")
+    print()
+
+    # shutdown() latency: the same offsets for both, taken in interleaved halves.
+    rng = random.Random(6)  # a fixed sequence: every run asks at the same points
+    offsets = [rng.uniform(0, POLL) for _ in range(args.shutdowns)]
+    latencies = {name: [] for name in IMPLEMENTATIONS}
+    half = args.shutdowns // 2
+    for part, names in ((offsets[:half], list(IMPLEMENTATIONS)),
+                        (offsets[half:], list(IMPLEMENTATIONS)[::-1])):
+        for name in names:
+            latencies[name] += shutdown_latencies(IMPLEMENTATIONS[name], part)
+    print(f"shutdown() latency on an idle loop, poll_interval={POLL:g} s, "
+          f"{args.shutdowns} calls each (milliseconds)")
+    print(f"{'figure':<8}  {'stdlib':>10}  {'sockserv':>10}  sockserv/stdlib")
+    for label, figure in (("median", statistics.median), ("p95", lambda v: percentile(v, 0.95))):
+        old, new = figure(latencies["stdlib"]), figure(latencies["sockserv"])
+        print(f"{label:<8}  {1000 * old:>10.3f}  {1000 * new:>10.3f}  {new / old:>15.4f}")
     print()
     print(f"total time {time.perf_counter() - started:.1f} s")
     return 0
