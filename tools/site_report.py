@@ -102,6 +102,10 @@ def main(argv=None):
         if rows:
             name, html_bytes, _, _ = rows[0]
             print(f"heaviest page: {name}, {html_bytes:,} bytes of HTML")
+        course = site_dir / "download" / "sockserv-course.zip"
+        if course.is_file():
+            print(f"download/sockserv-course.zip (the course, linked from the home and lesson "
+                  f"pages): {course.stat().st_size:,} bytes")
         if mermaid.is_file():
             print(f"mermaid.min.js (fetched only by pages with a diagram): "
                   f"{mermaid.stat().st_size:,} bytes")
