@@ -24,16 +24,13 @@ import pytest
 import sockserv
 from helpers import (
     ALL,
-    STREAM,
     TIMEOUT,
+    class_names,
     exchange,
     on_both,
-    class_names,
     recording,
     recording_handler,
-    recv_until_eof,
     servers,
-    stream_client,
     wait_until,
 )
 from sockserv import servers as core_servers
@@ -86,13 +83,9 @@ def test_shutdown_after_the_loop_ended_returns_and_stops_the_next_loop(running_s
 # -- sockserv's wake-up ----------------------------------------------------------------
 
 
-def _sockserv(name):
-    return getattr(sockserv, name)
-
-
 @pytest.mark.parametrize("name", class_names(*ALL))
 def test_shutdown_wakes_the_loop_at_once(running_server, name):
-    server_class = _sockserv(name)
+    server_class = getattr(sockserv, name)
     server = running_server(recording(server_class), recording_handler(sockserv, server_class),
                             serve=False)
     running_server.serve(server, poll_interval=FOREVER)
@@ -140,12 +133,15 @@ def test_without_a_wake_up_socket_the_loop_still_stops_at_its_next_turn(running_
 
 # -- private state does not collide with a subclass's ----------------------------------
 
+#: Parameters (impl, server_class) for sockserv's classes only.
+SOCKSERV_SERVERS = [param for param in servers(*ALL) if param.id.startswith("sockserv-")]
+
 #: Names a subclass or a mix-in might well use; the course's examples use the first three.
 SUBCLASS_NAMES = ("_stopped", "_stopping", "_serving", "_stop_requested", "_loop_stopped",
                   "_threads", "_handler_threads", "_selector", "_wake_up", "_lock")
 
 
-@pytest.mark.parametrize("impl, server_class", [p for p in servers(*ALL) if p.id.startswith("sockserv")])
+@pytest.mark.parametrize("impl, server_class", SOCKSERV_SERVERS)
 def test_a_subclass_may_use_any_single_underscore_name(running_server, impl, server_class):
     class Busy(server_class):
         def __init__(self, *args, **kwargs):
@@ -165,7 +161,7 @@ def test_a_subclass_may_use_any_single_underscore_name(running_server, impl, ser
         assert getattr(server, name) == expected, name
 
 
-@pytest.mark.parametrize("impl, server_class", [p for p in servers(*ALL) if p.id.startswith("sockserv")])
+@pytest.mark.parametrize("impl, server_class", SOCKSERV_SERVERS)
 def test_sockserv_keeps_its_private_state_name_mangled(running_server, impl, server_class):
     server = running_server(server_class, recording_handler(impl, server_class))
     assert exchange(server, b"hello\n") == b"hello\n"

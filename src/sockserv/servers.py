@@ -306,7 +306,7 @@ class BaseServer:
         return False
 
     def handle_timeout(self):
-        """Called when handle_request() waits in vain. May be overridden."""
+        """Called when handle_request() waits in vain. May be overridden (ForkingMixIn does)."""
 
     def verify_request(self, request, client_address):
         """Return True to handle the request, False to refuse it. May be overridden."""
