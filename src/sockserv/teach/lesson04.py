@@ -119,7 +119,7 @@ def _ask_in_parallel(address, count, data=b""):
 #: How many handlers the counter server runs at once.
 COUNTER_CLIENTS = 5
 #: How long gap() waits for the other handlers before it gives up on them.
-GAP_TIMEOUT = 1.0
+GAP_TIMEOUT = 0.5
 
 
 def counting_server(impl, clients=COUNTER_CLIENTS):
@@ -362,7 +362,7 @@ def check_pool_mixin(mixin):
 #: Clients that arrive together in every scenario of exercise 3.
 TIMELINE_CLIENTS = 4
 #: How long each handler of exercise 3 takes (it waits, then answers).
-TIMELINE_WAIT = 0.2
+TIMELINE_WAIT = 0.25
 
 #: The scenarios of exercise 3; each handler waits TIMELINE_WAIT s, then answers.
 TIMELINE_QUESTIONS = (
