@@ -128,9 +128,10 @@ class _ListenerWatch:
 
     A pause follows a get_request() that failed for lack of resources.  The
     first failure pauses it for one turn of the loop, each further one
-    in a row for twice as many, up to about a second's worth of turns (the
-    asyncio event loop waits a fixed second); the first request that comes
-    through resets it.  Counting turns rather than seconds keeps
+    in a row for twice as many, up to about a second's worth of turns; the
+    first request that comes through resets it.  (asyncio's selector event
+    loop also stops watching a listener after these four errors, for a
+    fixed second: ``asyncio.constants.ACCEPT_RETRY_DELAY``.)  Counting turns rather than seconds keeps
     service_actions() at its pace, one call per turn.
     """
 
