@@ -369,7 +369,7 @@ def test_rfc862_passes_on_echo_and_on_the_course_echo(label, capsys):
     (TextEchoHandler, "not only UTF-8 text"),
     (EchoAtEndHandler, "as it arrives"),
     (LineEchoHandler, "as it arrives"),
-    (FirstEchoHandler, "stop when recv() returns b''"),
+    (FirstEchoHandler, "not only UTF-8 text"),
 ])
 def test_rfc862_fails_on_what_is_not_an_echo(handler, words):
     fails_with(lesson06.test_rfc862, handler, words)
