@@ -358,9 +358,10 @@ def check_counting_server(server_class):
     expected_counts = [sum(line.startswith(b"bad") for line in lines) for lines in _PLAN]
     check(all(isinstance(count, int) for count in counts),
           "a server has no error_count: create it in __init__() (self.error_count = 0).")
+    first_line = stderr.strip().splitlines()[0] if stderr.strip() else ""
     check(not stderr,
-          f"handle_error() wrote {preview(stderr.strip())} to stderr: do not call "
-          f"super().handle_error(), which prints the traceback there.")
+          f"handle_error() wrote to stderr (a report beginning {preview(first_line)}): do not "
+          f"call super().handle_error(), which prints the traceback there.")
     check(counts == expected_counts,
           f"after 2 failed requests on one server and 1 on another, error_count was "
           f"{counts[0]} and {counts[1]}, expected 2 and 1: give each server its own count, "
