@@ -334,7 +334,7 @@ def test_pool_mixin_refuses_a_server_class_and_an_instance():
 
 RIGHT = {
     "TCPServer": 1,
-    "ThreadingTCPServer": 4,
+    "ThreadingTCPServer": 3,
     "ThreadingTCPServer, every handler holding one shared Lock while it waits": 1,
     "ForkingTCPServer with max_children = 2": 2,
 }
@@ -361,10 +361,10 @@ def test_timeline_prediction_fails_on_the_starter_with_fill_in():
 
 
 @pytest.mark.parametrize("question, wrong", [
-    ("ThreadingTCPServer, every handler holding one shared Lock while it waits", 4),
-    pytest.param("ForkingTCPServer with max_children = 2", 4, marks=NEEDS_FORK),
+    ("ThreadingTCPServer, every handler holding one shared Lock while it waits", 3),
+    pytest.param("ForkingTCPServer with max_children = 2", 3, marks=NEEDS_FORK),
     ("ThreadingTCPServer", 2),  # "two cores, so two at once": threads that wait do not need a core
-    ("TCPServer", 4),
+    ("TCPServer", 3),
 ])
 def test_timeline_prediction_fails_on_a_wrong_prediction(question, wrong):
     message = fails_with(lesson04.check_timeline_prediction, dict(RIGHT, **{question: wrong}),
@@ -374,9 +374,9 @@ def test_timeline_prediction_fails_on_a_wrong_prediction(question, wrong):
 
 
 def test_timeline_prediction_refuses_bad_shapes():
-    fails_with(lesson04.check_timeline_prediction, [1, 4, 1, 2], "should be a dict")
+    fails_with(lesson04.check_timeline_prediction, [1, 3, 1, 2], "should be a dict")
     missing = {q: n for q, n in RIGHT.items() if q != "TCPServer"}
     fails_with(lesson04.check_timeline_prediction, missing, "no entry for 'TCPServer'")
     fails_with(lesson04.check_timeline_prediction, dict(RIGHT, TCPServer=True),
                "should be a whole number")
-    fails_with(lesson04.check_timeline_prediction, dict(RIGHT, TCPServer=5), "between 1 and 4")
+    fails_with(lesson04.check_timeline_prediction, dict(RIGHT, TCPServer=4), "between 1 and 3")

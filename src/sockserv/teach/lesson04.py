@@ -360,7 +360,7 @@ def check_pool_mixin(mixin):
 # -- Exercise 3: predict a timeline ------------------------------------------------------
 
 #: Clients that arrive together in every scenario of exercise 3.
-TIMELINE_CLIENTS = 4
+TIMELINE_CLIENTS = 3
 #: How long each handler of exercise 3 takes (it waits, then answers).
 TIMELINE_WAIT = 0.25
 
