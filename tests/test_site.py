@@ -73,15 +73,17 @@ REPO_URL = "https://git.example.org/teacher/sockserv-course.git"
 COURSE_ZIP = f"download/{course_zip.ARCHIVE_NAME}"
 
 # Browser variants: (name, viewport width, colour scheme).  Every page is
-# visited in each; the first is the one whose visit also checks lessons'
-# solutions and downloads.
+# loaded once, then looked at in each variant in turn, as a reader would: the
+# window resized, the scheme switched with the header's toggle (Material
+# redraws nothing on either, so one load sees all four).
 DESKTOP, PHONE = 1280, 390
 VARIANTS = [("desktop-light", DESKTOP, "light"), ("desktop-dark", DESKTOP, "dark"),
-            ("phone-light", PHONE, "light"), ("phone-dark", PHONE, "dark")]
+            ("phone-dark", PHONE, "dark"), ("phone-light", PHONE, "light")]
+SCHEMES = {"light": "default", "dark": "slate"}  # Material's data-md-color-scheme
 
 # The first test to need a site pays for its build and, for the browser
-# tests, for visiting every page in every variant (about 5 s per build and
-# 40 s of visits on an idle 2-core machine).  The limits leave room for a busy
+# tests, for visiting every page (about 5 s per build and 20 s of visits on
+# an idle 2-core machine; several times that on a busy one).  The limits leave room for a busy
 # machine; they stop a hang, they do not measure speed.
 pytestmark = pytest.mark.timeout(600)
 BUILD_TIMEOUT = 240  # seconds
@@ -231,6 +233,9 @@ class Build:
     site_dir: Path
     seconds: float
     directory_urls: bool = True  # False for the offline copy: page.html, not page/
+    # The lessons as they were when the build started: notebooks written
+    # while the tests run (in another checkout's editor, say) are not in it.
+    lessons: list = field(default_factory=list)
 
     def html_pages(self):
         """Every HTML page of the site, as paths relative to the site root."""
@@ -256,13 +261,14 @@ def _mkdocs_build(site_dir, **settings):
         env.pop(name, None)
         if value is not None:
             env[name] = value
+    found = lessons.find_lessons()
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
     return Build(proc.returncode, proc.stdout + proc.stderr, site_dir,
                  time.perf_counter() - started,
-                 directory_urls=settings.get("SOCKSERV_OFFLINE") is None)
+                 directory_urls=settings.get("SOCKSERV_OFFLINE") is None, lessons=found)
 
 
 class _SubPathHandler(http.server.SimpleHTTPRequestHandler):
@@ -348,7 +354,7 @@ def test_offline_copy_builds_without_warnings(offline_built):
 
 
 def test_every_lesson_is_a_page_in_the_nav_in_order(site):
-    found = lessons.find_lessons()
+    found = site.lessons
     home = site.read("index.html")
     nav_links = re.findall(r'href="(notebooks/[^"/]+/)"', home)
     expected = [f"notebooks/{lesson.path.stem}/" for lesson in found]
@@ -497,7 +503,7 @@ def test_repeated_heading_ids_are_made_unique():
 
 def test_solution_cells_are_inside_closed_details(site):
     """Statically, without a browser: every cell tagged solution is folded away."""
-    for lesson in lessons.find_lessons():
+    for lesson in site.lessons:
         assert _watch(site, site.lesson_page(lesson)).solutions_outside_details == 0, \
             lesson.filename
 
@@ -532,7 +538,7 @@ def test_course_zip_holds_what_a_learner_needs_and_nothing_else(site):
               "mkdocs.yml", "src/sockserv/__init__.py", "tools/lessons.py",
               "tools/mkdocs_hooks.py", "tools/course_zip.py", "tests/test_site.py",
               "notebooks/sanitize.cfg", "docs/index.md"}
-    needed |= {f"notebooks/{lesson.filename}" for lesson in lessons.find_lessons()}
+    needed |= {f"notebooks/{lesson.filename}" for lesson in site.lessons}
     assert needed - inside == set()
     leftovers = [name for name in inside
                  if re.search(r"(^|/)(\.venv[^/]*|site|site-offline|\.cache|__pycache__|"
@@ -561,7 +567,7 @@ def test_course_files_outside_git_skip_venvs_builds_and_caches(tmp_path):
 @pytest.mark.parametrize("which", ["site", "offline_site"])
 def test_home_and_lesson_pages_link_to_the_course_download(which, request):
     build = request.getfixturevalue(which)
-    pages = ["index.html"] + [build.lesson_page(lesson) for lesson in lessons.find_lessons()]
+    pages = ["index.html"] + [build.lesson_page(lesson) for lesson in build.lessons]
     without = [page for page in pages
                if not any(_resolves_to(page, href, COURSE_ZIP)
                           for href in _watch(build, page).links)]
@@ -573,7 +579,7 @@ def test_repository_set_shows_its_link_and_the_clone_command(site):
     home = site.read("index.html")
     assert re.search(r'<a href="%s"[^>]*class="md-source"' % re.escape(REPO_URL), home)
     assert f"git clone {REPO_URL}\n" in re.sub(r"<[^>]+>", "", home)  # the code block's text
-    for lesson in lessons.find_lessons():
+    for lesson in site.lessons:
         assert f'href="{REPO_URL}"' in site.read(site.lesson_page(lesson))
 
 
@@ -685,8 +691,8 @@ class Visit:
     requested: list = field(default_factory=list)
     diagrams: int = 0  # <pre class="mermaid"> blocks in the built HTML
     problems: dict = field(default_factory=dict)  # check -> what went wrong
-    layout: dict = field(default_factory=dict)  # LAYOUT_PROBLEMS' findings: check -> examples
-    seen: dict = field(default_factory=dict)  # LAYOUT_PROBLEMS' counts of what it looked at
+    layout: dict = field(default_factory=dict)  # variant -> LAYOUT_PROBLEMS' {check: examples}
+    seen: dict = field(default_factory=dict)  # variant -> LAYOUT_PROBLEMS' counts
     solutions: int = 0  # elements tagged solution
     download_status: int = None
 
@@ -784,44 +790,13 @@ def _check_download(page, visit, context):
         visit.problems["download"] = f"{url}: HTTP {response.status}, {len(cells)} cells"
 
 
-def _visit(context, build, name, base_url, *, lesson_checks, phone, screenshot=None,
-           settle=True):
-    """Open one page; check what a reader sees; return the Visit.
-
-    With settle, wait for the network to go idle, so that late requests (the
-    search index, the favicon) are checked too; the other variants of a page
-    make the same requests, and skip that wait.
-    """
-    visit = Visit(name, diagrams=len(re.findall(r'<pre class="mermaid"', build.read(name))))
-    page = context.new_page()
-    try:
-        _Recorder(page, visit, base_url)
-        response = page.goto(urljoin(base_url, name), wait_until="load")
-        if response is not None and response.status != 200 and not base_url.startswith("file:"):
-            visit.problems["load"] = f"HTTP {response.status}"
-        if lesson_checks:
-            _check_solutions(page, visit)
-            _check_download(page, visit, context)
-        # Unfold whatever else is folded: from here on, everything must show.
-        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
-        if visit.diagrams:
-            _check_diagrams(page, visit)
-        if lesson_checks or name.startswith("notebooks/"):
-            outputs = page.locator(".jp-OutputArea-output")
-            hidden = outputs.evaluate_all(VISIBILITY)["hidden"]
-            if hidden:
-                visit.problems["outputs"] = f"{hidden} of {outputs.count()} outputs not visible"
-        findings = page.evaluate(LAYOUT_PROBLEMS, phone)
-        visit.layout, visit.seen = findings["problems"], findings["seen"]
-        if screenshot:
-            page.screenshot(path=screenshot, full_page=True)
-        # Late requests (search index, favicon) belong to this page too.  (From
-        # file:// there is no network to go idle: Chromium never reports it.)
-        if settle and not base_url.startswith("file:"):
-            page.wait_for_load_state("networkidle")
-    finally:
-        page.close()
-    return visit
+def _set_scheme(page, scheme):
+    """Switch the page to the light or dark scheme with the header's toggle, as a reader does."""
+    want = SCHEMES[scheme]
+    if page.evaluate("document.body.getAttribute('data-md-color-scheme')") != want:
+        page.locator(f'[data-md-component="palette"] label[title="Switch to {scheme} mode"]').click()
+        page.wait_for_function(
+            f"document.body.getAttribute('data-md-color-scheme') === '{want}'")
 
 
 def _screenshot_path(variant, name):
@@ -832,41 +807,65 @@ def _screenshot_path(variant, name):
     return str(folder / f"{variant}--{name.replace('/', '_').removesuffix('.html')}.png")
 
 
+def _visit(context, build, name, base_url, *, lesson_checks, variants=VARIANTS[:1],
+           prefix="", settle=True):
+    """Open one page; check what a reader sees, in each variant; return the Visit.
+
+    With settle, wait for the network to go idle, so that late requests (the
+    search index, the favicon) are checked too.
+    """
+    visit = Visit(name, diagrams=len(re.findall(r'<pre class="mermaid"', build.read(name))))
+    page = context.new_page()
+    try:
+        _Recorder(page, visit, base_url)
+        page.set_viewport_size({"width": variants[0][1], "height": 900})
+        response = page.goto(urljoin(base_url, name), wait_until="load")
+        if response is not None and response.status != 200 and not base_url.startswith("file:"):
+            visit.problems["load"] = f"HTTP {response.status}"
+        if lesson_checks:
+            _check_solutions(page, visit)
+            _check_download(page, visit, context)
+        # Unfold whatever else is folded: from here on, everything must show.
+        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        if visit.diagrams:
+            _check_diagrams(page, visit)
+        if name.startswith("notebooks/"):
+            outputs = page.locator(".jp-OutputArea-output")
+            hidden = outputs.evaluate_all(VISIBILITY)["hidden"]
+            if hidden:
+                visit.problems["outputs"] = f"{hidden} of {outputs.count()} outputs not visible"
+        for variant, width, scheme in variants:
+            page.set_viewport_size({"width": width, "height": 900})
+            _set_scheme(page, scheme)
+            findings = page.evaluate(LAYOUT_PROBLEMS, width == PHONE)
+            visit.layout[variant], visit.seen[variant] = findings["problems"], findings["seen"]
+            shot = _screenshot_path(prefix + variant, name)
+            if shot:
+                page.screenshot(path=shot, full_page=True)
+        _set_scheme(page, "light")  # the stored choice: the next page starts light
+        # From file:// there is no network to go idle: Chromium never reports it.
+        if settle and not base_url.startswith("file:"):
+            page.wait_for_load_state("networkidle")
+    finally:
+        page.close()
+    return visit
+
+
 @pytest.fixture(scope="session")
-def visits(site, site_url, browser, browser_context):
-    """Open every page once in every variant: {variant: {page: Visit}}."""
-    lesson_pages = {site.lesson_page(lesson) for lesson in lessons.find_lessons()}
-    results = {}
-    for variant, width, scheme in VARIANTS:
-        first = variant == VARIANTS[0][0]
-        context = browser_context if first else _new_context(browser, width, scheme)
-        try:
-            results[variant] = {
-                name: _visit(context, site, name, site_url,
-                             lesson_checks=first and name in lesson_pages,
-                             phone=width == PHONE, screenshot=_screenshot_path(variant, name),
-                             settle=first)
-                for name in site.html_pages()}
-        finally:
-            if not first:
-                context.close()
-    return results
+def visits(site, site_url, browser_context):
+    """Open every page once and look at it in every variant: {page: Visit}."""
+    lesson_pages = {site.lesson_page(lesson) for lesson in site.lessons}
+    return {name: _visit(browser_context, site, name, site_url,
+                         lesson_checks=name in lesson_pages, variants=VARIANTS)
+            for name in site.html_pages()}
 
 
 def _report(visits, attribute):
-    return {f"{variant} {name}": getattr(v, attribute)
-            for variant, pages in visits.items() for name, v in pages.items()
-            if getattr(v, attribute)}
+    return {name: getattr(v, attribute) for name, v in visits.items() if getattr(v, attribute)}
 
 
-def _problems(visits, check, variants=None):
-    return {f"{variant} {name}": v.problems[check]
-            for variant, pages in visits.items() if variants is None or variant in variants
-            for name, v in pages.items() if check in v.problems}
-
-
-def _desktop(visits):
-    return visits[VARIANTS[0][0]]
+def _problems(visits, check):
+    return {name: v.problems[check] for name, v in visits.items() if check in v.problems}
 
 
 def test_pages_have_no_console_or_page_errors(visits):
@@ -884,7 +883,7 @@ def test_nothing_is_fetched_from_another_host_or_outside_the_sub_path(visits):
 
 
 def test_every_diagram_is_drawn(visits):
-    with_diagrams = [v for v in _desktop(visits).values() if v.diagrams]
+    with_diagrams = [v for v in visits.values() if v.diagrams]
     assert with_diagrams, "the site should have diagrams (docs/setup.md draws one)"
     assert _problems(visits, "diagrams") == {}
 
@@ -894,38 +893,36 @@ def test_every_diagram_is_drawn(visits):
     "output-breaks-words", "diagram-shrunk", "diagram-clipped", "faint-arrowhead"])
 def test_layout_reads_well_at_every_size_and_scheme(visits, check):
     """See LAYOUT_PROBLEMS for what each check looks for."""
-    found = {f"{variant} {name}": v.layout[check]
-             for variant, pages in visits.items() for name, v in pages.items()
-             if check in v.layout}
+    found = {f"{variant} {name}": problems[check]
+             for name, v in visits.items() for variant, problems in v.layout.items()
+             if check in problems}
     assert found == {}
 
 
-def test_layout_checks_look_at_something(visits):
+def test_layout_checks_look_at_something(site, visits):
     """The checks above had something to judge, in every variant: code cells,
     lines too long for a phone (so scrolling is what kept them readable),
     prompts, outputs, drawn diagrams and the arrowheads their lines use."""
-    if not lessons.find_lessons():
+    if not site.lessons:
         pytest.skip("no lesson notebooks yet")
-    totals = {variant: {thing: sum(v.seen.get(thing, 0) for v in pages.values())
+    names = [variant for variant, _, _ in VARIANTS]
+    totals = {variant: {thing: sum(v.seen[variant][thing] for v in visits.values())
                         for thing in ("code", "wideCode", "outputs", "diagrams", "arrowheads")}
-              for variant, pages in visits.items()}
+              for variant in names}
     assert {variant: [thing for thing, n in seen.items() if n == 0]
-            for variant, seen in totals.items()} == {variant: [] for variant in totals}
-    phone_prompts = sum(v.seen.get("prompts", 0) for v in visits["phone-light"].values())
-    assert phone_prompts > 0
+            for variant, seen in totals.items()} == {variant: [] for variant in names}
+    assert sum(v.seen["phone-light"]["prompts"] for v in visits.values()) > 0
 
 
 def test_mermaid_is_fetched_only_by_pages_with_a_diagram(visits):
-    desktop = _desktop(visits)
     fetched = {name: any(url.endswith("/" + MERMAID_SCRIPT) for url in v.requested)
-               for name, v in desktop.items()}
-    wanted = {name: bool(v.diagrams) for name, v in desktop.items()}
+               for name, v in visits.items()}
+    wanted = {name: bool(v.diagrams) for name, v in visits.items()}
     assert fetched == wanted
 
 
 def _lesson_visits(site, visits):
-    desktop = _desktop(visits)
-    return [desktop[site.lesson_page(lesson)] for lesson in lessons.find_lessons()]
+    return [visits[site.lesson_page(lesson)] for lesson in site.lessons]
 
 
 def test_lesson_outputs_are_visible(site, visits):
@@ -963,8 +960,7 @@ def test_course_download_is_served(site_url, browser_context):
 
 def test_instant_navigation_draws_diagrams_offline(site, site_url, browser_context, visits):
     """Click from page to page as a reader does: Material swaps content without a reload."""
-    desktop = _desktop(visits)
-    route = ["index.html"] + [name for name, v in desktop.items()
+    route = ["index.html"] + [name for name, v in visits.items()
                               if v.diagrams and name != "index.html" and name != "404.html"]
     page = browser_context.new_page()
     visit = Visit(" -> ".join(route))
@@ -979,7 +975,7 @@ def test_instant_navigation_draws_diagrams_offline(site, site_url, browser_conte
             assert target in hrefs, f"no link to {target} in the navigation"
             page.locator(".md-nav--primary a.md-nav__link[href]").nth(hrefs.index(target)).click()
             page.wait_for_url(target)
-            visit.diagrams = desktop[name].diagrams
+            visit.diagrams = visits[name].diagrams
             _check_diagrams(page, visit)
             assert page.evaluate("window.__sockservNoReload === true"), "a full page load happened"
             assert visit.problems == {}, name
@@ -1009,14 +1005,14 @@ def offline_visits(offline_site, offline_url, browser):
     context = _new_context(browser)
     try:
         return {name: _visit(context, offline_site, name, offline_url, lesson_checks=False,
-                             phone=False, screenshot=_screenshot_path("offline", name))
+                             prefix="offline-")
                 for name in offline_site.html_pages() if name != "404.html"}
     finally:
         context.close()
 
 
 def test_offline_pages_load_everything_from_the_copy(offline_visits):
-    visits = {"offline": offline_visits}
+    visits = offline_visits
     assert _report(visits, "console_errors") == {}
     assert _report(visits, "page_errors") == {}
     assert _report(visits, "failed_requests") == {}
@@ -1033,7 +1029,7 @@ def test_offline_navigation_reaches_every_lesson_and_draws_its_diagrams(
     try:
         _Recorder(page, visit, offline_url)
         page.goto(offline_url + "index.html", wait_until="load")
-        for lesson in lessons.find_lessons():
+        for lesson in offline_site.lessons:
             target = offline_url + offline_site.lesson_page(lesson)
             page.locator(f'.md-nav--primary a.md-nav__link[href$="{lesson.path.stem}.html"]'
                          ).first.click()
