@@ -355,6 +355,21 @@ class PtyClient:
     def type(self, data):
         os.write(self.master, data)
 
+    def wait_for_editor(self, timeout=TIMEOUT):
+        """Wait until the client's line editor reads keys itself (the terminal is out of
+        canonical mode), so that a control key typed now reaches the editor.
+
+        Between two prompts the terminal is in its ordinary mode, where the terminal driver
+        itself acts on Ctrl-C and Ctrl-D: a real terminal would signal the client or end
+        its input, but this pty controls no process group, and the key would be lost.
+        (tcgetattr() on the master side reports the terminal's, that is the slave's, mode.)
+        """
+        import termios
+        deadline = time.monotonic() + timeout
+        while termios.tcgetattr(self.master)[3] & termios.ICANON:
+            assert time.monotonic() < deadline, "the client's line editor never started"
+            time.sleep(0.01)
+
     def read_until(self, wanted, timeout=TIMEOUT):
         """Read the terminal's output until wanted (bytes) appears after the last match;
         return the output from the start of the session."""
@@ -386,7 +401,15 @@ class PtyClient:
             if not chunk:
                 break
             self.screen += chunk
-        return wait_or_dump(self.process, TIMEOUT, TIMEOUT)
+        status = wait_or_dump(self.process, TIMEOUT, TIMEOUT)
+        if status is None:
+            # wait_or_dump() made it print its threads' stacks (faulthandler) on the terminal.
+            with contextlib.suppress(OSError):
+                while self._select([self.master], [], [], 1.0)[0] and \
+                        (chunk := os.read(self.master, 65536)):
+                    self.screen += chunk
+            pytest.fail(f"the client hung; its terminal showed: {bytes(self.screen)!r}")
+        return status
 
     def close(self):
         if self.process.poll() is None:
@@ -415,6 +438,7 @@ def test_an_incoming_line_never_breaks_the_line_being_typed(ui):
     server = chat.make_server((HOST, 0), impl=sockserv)
     with running(server) as port, pty_client(port, ui) as proc:
         proc.read_until(b"* welcome guest1")
+        proc.wait_for_editor()
         proc.type(b"half a li")
         proc.read_until(b"half a li")
         server.registry.announce("look: \x1b[2J")      # arrives while the line is typed
@@ -423,8 +447,10 @@ def test_an_incoming_line_never_breaks_the_line_being_typed(ui):
         assert b"\x1b[2J" not in after_last(screen, b"look: ")[:8]
         proc.type(b"ne\r")
         proc.read_until(b"guest1: half a line")
+        proc.wait_for_editor()
         proc.type(b"\x1b[A\r")                          # up arrow: the last line, again
         proc.read_until(b"guest1: half a line")
+        proc.wait_for_editor()
         proc.type(b"\x04")                              # Ctrl-D
         assert proc.finish() == 0
         screen = bytes(proc.screen)
@@ -443,6 +469,7 @@ def test_on_a_terminal_the_server_closing_ends_with_one_line(ui):
     server = chat.make_server((HOST, 0), impl=sockserv)
     with running(server) as port, pty_client(port, ui) as proc:
         proc.read_until(b"* welcome guest1")
+        proc.wait_for_editor()
         proc.type(b"typing")
         proc.read_until(b"typing")
         server.stop()
@@ -457,11 +484,13 @@ def test_on_a_terminal_the_server_closing_ends_with_one_line(ui):
 @TERMINAL
 @pytest.mark.parametrize("ui", EDITORS)
 def test_on_a_terminal_ctrl_c_ends_with_one_line(ui):
-    with echo_server() as port, pty_client(port, ui) as proc:
-        proc.read_until(b"to quit)")
+    with running(chat.make_server((HOST, 0), impl=sockserv)) as port, \
+            pty_client(port, ui) as proc:
+        proc.read_until(b"* welcome guest1")
+        proc.wait_for_editor()
         proc.type(b"hello\r")
-        proc.read_until(b"hello\r\n")
-        proc.read_until(b"hello")                   # the echo
+        proc.read_until(b"guest1: hello")
+        proc.wait_for_editor()
         if ui == "prompt-toolkit":
             proc.type(b"\x03")                      # it reads keys itself: Ctrl-C is a key
         else:

@@ -138,10 +138,13 @@ class ReadlineEditor:
 
     def show(self, line):
         with self._lock:
-            typed = self._readline.get_line_buffer()
-            # CR, erase to the end of the line: the prompt goes, the line takes its place,
-            # then the prompt and what was typed so far are drawn again below it.
-            sys.stdout.write(f"\r\x1b[K{line}\n{PROMPT}{typed}")
+            if not self._reading:       # between two prompts: input() draws the next one
+                sys.stdout.write(f"\r\x1b[K{line}\n")
+            else:
+                # CR, erase to the end of the line: the prompt goes, the line takes its
+                # place, then the prompt and what was typed so far are drawn again below it.
+                typed = self._readline.get_line_buffer()
+                sys.stdout.write(f"\r\x1b[K{line}\n{PROMPT}{typed}")
             sys.stdout.flush()
 
     def wake(self):
