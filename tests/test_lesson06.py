@@ -14,6 +14,7 @@ import re
 import socket
 import socketserver
 import struct
+import threading
 
 import pytest
 
@@ -611,3 +612,28 @@ def test_sentences_name_no_address():
     """A failure says what happened, never this run's port or address."""
     message = fails_with(lesson06.test_ends_at_eof, FirstEchoHandler, "b''")
     assert not re.search(r"127\.0\.0\.1|\d{4,5}\)", message), message
+
+
+def test_talker_keeps_a_reply_that_came_before_a_reset():
+    """A server that answers and closes while the client still sends resets the
+    connection; the client still gets the answer (this happened under load)."""
+    with socket.socket() as listener:
+        listener.bind(LOCALHOST)
+        listener.listen()
+        address = listener.getsockname()
+        client = lesson06._talker(b"x" * 4_000_000)
+        outcome = {}
+
+        def serve():
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(10)
+                conn.sendall(b"bye\n")   # then close with unread bytes: a reset
+
+        server = threading.Thread(target=serve)
+        server.start()
+        try:
+            outcome["reply"] = client(address)
+        finally:
+            server.join(5)
+    assert outcome["reply"] == b"bye\n"
