@@ -178,7 +178,8 @@ def test_shared_counter_passes_on_the_solutions(handler, capsys):
 @pytest.mark.parametrize("handler", [Racy, LockMadeInHandle, LockPerHandler,
                                      LockAroundTheWriteOnly])
 def test_shared_counter_fails_on_lost_updates(handler):
-    message = fails_with(lesson04.check_shared_counter, handler, "4 updates were lost")
+    # All five meet in the gap, so it is 4 every time; any loss fails the same way.
+    message = fails_with(lesson04.check_shared_counter, handler, "updates were lost")
     assert "Lock" not in message and "with " not in message  # never names the answer
 
 

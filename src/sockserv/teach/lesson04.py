@@ -362,7 +362,7 @@ def check_pool_mixin(mixin):
 #: Clients that arrive together in every scenario of exercise 3.
 TIMELINE_CLIENTS = 3
 #: How long each handler of exercise 3 takes (it waits, then answers).
-TIMELINE_WAIT = 0.25
+TIMELINE_WAIT = 0.2
 
 #: The scenarios of exercise 3; each handler waits TIMELINE_WAIT s, then answers.
 TIMELINE_QUESTIONS = (
