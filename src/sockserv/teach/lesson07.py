@@ -566,7 +566,7 @@ def _wrong(client, line, expected):
             f"{expected!r}.")
 
 
-def _next_line(client, seconds=CLIENT_TIMEOUT):
+def _next_line(client, seconds=4 * SETTLE):
     """The next complete line a _Client receives (str), or None."""
     start = getattr(client, "taken", 0)
     deadline = time.monotonic() + seconds
@@ -693,7 +693,7 @@ FAQ = {
 #: The bot's name in the chat.
 BOT_NAME = "bot"
 #: Seconds the bot may take to answer, and to return once the server stops.
-BOT_WAIT = 3.0
+BOT_WAIT = 2.0
 
 
 def check_bot(bot):
@@ -741,7 +741,7 @@ def _check_bot_on(label, server, bot):
               f"on {label} nobody called {BOT_NAME!r} was in the chat {BOT_WAIT:g} s after "
               f"the bot started: send b'/nick {BOT_NAME}'.")
         student = socket.create_connection(server.server_address, timeout=BOT_WAIT)
-        reader = student.makefile("rb")
+        reader = student.makefile("rb")     # closed with the socket, in finally
         welcome = reader.readline().decode()
         name = welcome.removeprefix("* welcome ").strip()
 
@@ -781,6 +781,7 @@ def _check_bot_on(label, server, bot):
                              f"{describe_error(error)}.") from None
     finally:
         if student is not None:
+            reader.close()
             student.close()
         server.stop()
         loop.join(CLIENT_TIMEOUT)
