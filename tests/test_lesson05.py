@@ -162,6 +162,33 @@ def test_countdown_hard_coded_limit_fails_with_limit_one(short_bounds):
     assert "limit = 1" in message
 
 
+def test_countdown_shutdown_from_service_actions_is_a_deadlock_too(short_bounds):
+    class FromTheLoop(stdlib.TCPServer):
+        limit = 2
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.handled = 0
+
+        def process_request(self, request, client_address):
+            super().process_request(request, client_address)
+            self.handled += 1
+
+        def service_actions(self):  # also runs in the serving thread
+            if self.handled == self.limit:
+                self.shutdown()
+
+    fails_with(lesson05.check_countdown_server, FromTheLoop, "deadlock")
+
+
+@pytest.mark.parametrize("check", [lesson05.check_countdown_server, lesson05.check_counting_server,
+                                   lesson05.check_restartable_server])
+def test_checks_want_a_server_class(check):
+    with stdlib.TCPServer(("127.0.0.1", 0), stdlib.BaseRequestHandler) as instance:
+        fails_with(check, instance, "not 'TCPServer' (no parentheses after it)")
+    fails_with(check, stdlib.StreamRequestHandler, "must be a subclass of socketserver.TCPServer")
+
+
 def test_countdown_needs_a_limit():
     fails_with(lesson05.check_countdown_server, stdlib.TCPServer, "needs a class attribute limit")
 
@@ -296,6 +323,16 @@ def test_restartable_option_set_after_bind_is_too_late():
 @BOTH
 def test_restartable_reuse_port_shares_a_live_port(impl):
     fails_with(lesson05.check_restartable_server, restartable(impl, "so_reuseport"),
+               "could bind the port while the second was listening")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11) or not hasattr(socket, "SO_REUSEPORT"),
+                    reason="allow_reuse_port exists from Python 3.11")
+def test_restartable_allow_reuse_port_alone_shares_a_live_port():
+    class RestartableServer(stdlib.TCPServer):
+        allow_reuse_port = True
+
+    fails_with(lesson05.check_restartable_server, RestartableServer,
                "could bind the port while the second was listening")
 
 

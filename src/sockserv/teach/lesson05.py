@@ -61,6 +61,15 @@ def _disguised(wrapper, original):
     return wrapper
 
 
+def _require_server_class(answer, name):
+    """Fail with a sentence unless answer is a TCPServer class (socketserver's or sockserv's)."""
+    require_filled_in(answer, name)
+    check(isinstance(answer, type),
+          f"pass the class {name} itself, not {type(answer).__name__!r} (no parentheses after it).")
+    check(issubclass(answer, (socketserver.TCPServer, sockserv.TCPServer)),
+          f"{name} must be a subclass of socketserver.TCPServer (or of sockserv.TCPServer).")
+
+
 def _handlers_of(server_class):
     """The handlers module that matches the learner's server: sockserv or socketserver."""
     return sockserv if issubclass(server_class, sockserv.BaseServer) else socketserver
@@ -241,7 +250,7 @@ def check_countdown_server(server_class):
     1.  shutdown() or server_close() called from the serving thread fails
     with a sentence instead of deadlocking.
     """
-    require_filled_in(server_class)
+    _require_server_class(server_class, "CountdownServer")
     limit = getattr(server_class, "limit", None)
     check(isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1,
           f"{server_class.__name__} needs a class attribute limit, the whole number "
@@ -348,7 +357,7 @@ def check_counting_server(server_class):
     above naming "ValueError" and the message, stderr must stay empty, and
     the good requests must be answered.
     """
-    require_filled_in(server_class)
+    _require_server_class(server_class, "CountingServer")
     try:
         servers, replies, records, stderr = _counting_run(server_class)
     except TimedOut:
@@ -405,7 +414,7 @@ def check_restartable_server(server_class):
     a second one must then bind the same port at once and serve; while it
     listens, a third must fail to bind (EADDRINUSE).
     """
-    require_filled_in(server_class)
+    _require_server_class(server_class, "RestartableServer")
     name = server_class.__name__
     handlers = _handlers_of(server_class)
 
