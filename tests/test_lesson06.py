@@ -15,13 +15,14 @@ import socket
 import socketserver
 import struct
 import threading
+import types
 
 import pytest
 
 from sockserv.examples import echo
 from sockserv.teach import lesson06
 from sockserv.teach.checks import ExerciseFailed
-from sockserv.teach.harness import IMPLEMENTATIONS, LOCALHOST
+from sockserv.teach.harness import IMPLEMENTATIONS, LOCALHOST, read_all, serving
 
 MAX_LINE = lesson06.MAX_LINE
 MAX_FRAME = lesson06.MAX_FRAME
@@ -622,6 +623,7 @@ def test_talker_keeps_a_reply_that_came_before_a_reset():
         listener.listen()
         address = listener.getsockname()
         client = lesson06._talker(b"x" * 4_000_000)
+        target = types.SimpleNamespace(server_address=address, own_ports=set())
         outcome = {}
 
         def serve():
@@ -633,7 +635,24 @@ def test_talker_keeps_a_reply_that_came_before_a_reset():
         server = threading.Thread(target=serve)
         server.start()
         try:
-            outcome["reply"] = client(address)
+            outcome["reply"] = client(target)
         finally:
             server.join(5)
     assert outcome["reply"] == b"bye\n"
+
+
+def test_a_stray_connection_is_closed_unanswered():
+    """Only the check's own clients are served: a connection from elsewhere (another
+    program that reused the port) is closed without a reply, and the check goes on."""
+    server_class = lesson06._server_class(socketserver, None)
+    with server_class(LOCALHOST, EchoHandler) as server:
+        server.watched, server.own_ports = [], set()
+        with serving(server):
+            with socket.create_connection(server.server_address, timeout=5) as stray:
+                # Served, EchoHandler would wait for bytes or an end: read_all() would time out.
+                assert read_all(stray) == b""
+            with lesson06._connect(server) as own:
+                own.sendall(b"from the check")
+                own.shutdown(socket.SHUT_WR)
+                assert read_all(own) == b"from the check"
+    assert server.errors == []

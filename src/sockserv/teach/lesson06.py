@@ -39,8 +39,8 @@ import struct
 import time
 
 from .checks import ExerciseFailed, check, describe_error, passed, preview, require_filled_in
-from .harness import (IMPLEMENTATIONS, LOCALHOST, STOP_TIMEOUT, TimedOut, connect,
-                      read_all, recording_errors, serving)
+from .harness import (IMPLEMENTATIONS, LOCALHOST, STOP_TIMEOUT, TimedOut, read_all,
+                      recording_errors, serving)
 from .lesson01 import ReadAfterEOF
 
 __all__ = ["MAX_LINE", "MAX_FRAME", "SEND_PIECE", "test_ends_at_eof",
@@ -161,6 +161,11 @@ def _server_class(impl, max_piece):
             self.watched.append(watched)
             return watched, client_address
 
+        def verify_request(self, request, client_address):
+            # Only the check's own clients: a stray connection from another
+            # program to this port (one that has just reused it) is closed.
+            return client_address[1] in self.own_ports
+
         def shutdown_request(self, request):
             request.finished()
             super().shutdown_request(request)
@@ -210,7 +215,7 @@ def _check_class(handler_class, name):
 def _run(label, impl, handler_class, conversations, *, max_piece=None, waiting=None):
     """Serve handler_class on impl for the conversations; return (replies, server).
 
-    Each conversation is a function client(address) -> bytes, run one
+    Each conversation is a function client(server) -> bytes, run one
     after the other (usually one made by _talker()).  Every way
     the handler can go wrong ends in ExerciseFailed within a bound: it
     spun, raised, lost bytes of a short send, or never returned.
@@ -218,13 +223,14 @@ def _run(label, impl, handler_class, conversations, *, max_piece=None, waiting=N
     who = f"handle() on {label}"
     with _server_class(impl, max_piece)(LOCALHOST, handler_class) as server:
         server.watched = []
+        server.own_ports = set()
         replies = []
         stuck = False
         try:
             with serving(server, stop_timeout=STOP_TIMEOUT):
                 for client in conversations:
                     try:
-                        replies.append(client(server.server_address))
+                        replies.append(client(server))
                     except OSError as error:
                         # The handler raised or gave up: the server closed or
                         # reset the connection.  The reasons are looked at below.
@@ -257,6 +263,24 @@ def _run(label, impl, handler_class, conversations, *, max_piece=None, waiting=N
     return replies, server
 
 
+def _connect(server):
+    """A client socket connected to server, its local port noted in server.own_ports.
+
+    harness.connect() with one step more: the socket is bound before it
+    connects, so that the server knows its port by the time it accepts.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(REPLY_TIMEOUT)
+        sock.bind(LOCALHOST)
+        server.own_ports.add(sock.getsockname()[1])
+        sock.connect(server.server_address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _talker(*chunks, half_close=True):
     """A conversation for _run(): send the chunks, half-close, read until the end.
 
@@ -265,9 +289,9 @@ def _talker(*chunks, half_close=True):
     sending or shutting down: the bytes it had sent before are still read
     and returned, rather than lost with the error.  A timeout still raises.
     """
-    def client(address):
+    def client(server):
         deadline = time.monotonic() + REPLY_TIMEOUT
-        with connect(address, timeout=REPLY_TIMEOUT) as sock:
+        with _connect(server) as sock:
             try:
                 for chunk in chunks:
                     sock.sendall(chunk)
@@ -385,12 +409,12 @@ PING = b"ping?"
 PING_WAIT = 1.5
 
 
-def _ping_then_close(address):
+def _ping_then_close(server):
     """Send PING and wait for its echo; then b'pong', half-close, read the rest.
 
     Returns (what came back within PING_WAIT, everything that came back).
     """
-    with connect(address, timeout=REPLY_TIMEOUT) as sock:
+    with _connect(server) as sock:
         sock.sendall(PING)
         sock.settimeout(PING_WAIT)
         early = b""
@@ -507,9 +531,9 @@ FRAME_PIECE = 3
 HUGE_LENGTH = 1 << 24
 
 
-def _huge_frame(address):
+def _huge_frame(server):
     """Announce HUGE_LENGTH bytes, send 3, keep the connection open, wait for EOF."""
-    return _talker(struct.pack("!I", HUGE_LENGTH) + b"abc", half_close=False)(address)
+    return _talker(struct.pack("!I", HUGE_LENGTH) + b"abc", half_close=False)(server)
 
 
 def check_length_prefixed(handler_class):
