@@ -30,8 +30,12 @@ pieces (a real network may cut a stream anywhere; this makes the cut
 certain), whose ``send()`` takes at most ``SEND_PIECE`` bytes, which counts
 the empty reads (a loop that ignores ``b''`` makes millions, and is stopped
 with ``lesson01.ReadAfterEOF``) and which has a timeout, so a handler that
-waits for data that never comes fails too.  Clients, serving and bounds
-come from ``sockserv.teach.harness``.
+waits for data that never comes fails too.  Serving, bounds and reading
+come from ``sockserv.teach.harness``.  The clients are ``harness.talk()``
+with two steps more: each binds before it connects, so that the server
+serves only the check's own clients (a stray connection from another
+program that has just reused the port is closed unanswered), and a reply
+that arrived before the server reset the connection is kept.
 """
 
 import socket
@@ -286,8 +290,8 @@ def _talker(*chunks, half_close=True):
 
     Like harness.talk(), except when the server closes first (a line too
     long, say) and so resets the connection while the client is still
-    sending or shutting down: the bytes it had sent before are still read
-    and returned, rather than lost with the error.  A timeout still raises.
+    sending or shutting down: the bytes the server had sent before are
+    still read and returned, rather than lost with the error.  A timeout still raises.
     """
     def client(server):
         deadline = time.monotonic() + REPLY_TIMEOUT
