@@ -1,0 +1,230 @@
+"""Lesson 09's exercise checks: they pass the worked solutions and fail each
+plausible wrong answer with one sentence that says what is wrong, within a bound."""
+
+import concurrent.futures
+import re
+import threading
+import time
+
+import pytest
+
+import sockserv
+from sockserv.teach import lesson09
+from sockserv.teach.checks import ExerciseFailed
+
+
+def fails_with(check, answer, words):
+    """Run check on a wrong answer; return its message after checking its shape."""
+    with pytest.raises(ExerciseFailed) as caught:
+        check(answer)
+    message = str(caught.value)
+    assert words in message, message
+    assert "\n" not in message and message.endswith(".")
+    assert not re.search(r"\.\s+[A-Z]", message), message
+    return message
+
+
+def passes(check, answer, capsys):
+    check(answer)
+    out = capsys.readouterr().out
+    assert out.startswith("Check passed:") and out.count("\n") == 1, out
+
+
+# -- exercise 1: a thread-pool mix-in ------------------------------------------------
+
+
+def pool_mixin(how="right"):
+    """The worked solution, or a typical mistake chosen by how.
+
+    "right"; "no_shutdown" (shutdown_request() forgotten); "lost_errors" (the
+    Future keeps the exception); "no_pool_shutdown" (server_close() leaves the
+    pool running); "pool_per_request" (a new pool every time: no limit);
+    "waits" (process_request() waits for the result: one at a time).
+    """
+
+    class PoolMixIn:
+        max_workers = 4
+        pools = []  # every pool made, so that a test can shut down what a wrong answer leaves
+
+        def process_request(self, request, client_address):
+            if how == "pool_per_request":
+                pool = concurrent.futures.ThreadPoolExecutor(self.max_workers)
+                pool.submit(self._work, request, client_address)
+                pool.shutdown(wait=False)
+                return
+            if getattr(self, "_pool", None) is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(self.max_workers)
+                self.pools.append(self._pool)
+            if how == "lost_errors":
+                self._pool.submit(self.finish_request, request, client_address)
+                return
+            future = self._pool.submit(self._work, request, client_address)
+            if how == "waits":
+                future.result()
+
+        def _work(self, request, client_address):
+            try:
+                self.finish_request(request, client_address)
+            except Exception:
+                self.handle_error(request, client_address)
+            finally:
+                if how != "no_shutdown":
+                    self.shutdown_request(request)
+
+        def server_close(self):
+            super().server_close()
+            pool = getattr(self, "_pool", None)
+            if pool is not None and how != "no_pool_shutdown":
+                pool.shutdown(wait=True)
+
+    return PoolMixIn
+
+
+def test_pool_solution_passes(capsys):
+    passes(lesson09.check_pool_mixin, pool_mixin(), capsys)
+
+
+def test_pool_without_shutdown_request_leaves_clients_waiting(monkeypatch):
+    monkeypatch.setattr(lesson09, "CLIENT_TIMEOUT", 1.0)
+    fails_with(lesson09.check_pool_mixin, pool_mixin("no_shutdown"), "call shutdown_request()")
+
+
+def test_pool_whose_future_keeps_the_error_fails(capsys):
+    # The failing request is never shut down either (finish_request raised):
+    # the check names the missing end of the reply first.
+    fails_with(lesson09.check_pool_mixin, pool_mixin("lost_errors"), "shutdown_request()")
+
+
+def test_pool_that_reports_errors_but_lost_ones_named(monkeypatch):
+    class LostErrors(pool_mixin()):
+        def _work(self, request, client_address):
+            try:
+                self.finish_request(request, client_address)
+            except Exception:
+                pass  # swallowed, as a Future would
+            finally:
+                self.shutdown_request(request)
+
+    fails_with(lesson09.check_pool_mixin, LostErrors, "handle_error() saw 0 errors")
+
+
+def test_pool_left_running_by_server_close_fails():
+    mixin = pool_mixin("no_pool_shutdown")
+    try:
+        fails_with(lesson09.check_pool_mixin, mixin,
+                   "pool threads were still running after server_close()")
+    finally:
+        for pool in mixin.pools:
+            pool.shutdown(wait=True)
+
+
+def test_a_pool_per_request_has_no_limit():
+    fails_with(lesson09.check_pool_mixin, pool_mixin("pool_per_request"),
+               "create one pool per server")
+
+
+def test_waiting_for_each_request_serves_one_at_a_time(monkeypatch):
+    monkeypatch.setattr(lesson09, "CLIENT_TIMEOUT", 1.0)
+    monkeypatch.setattr(lesson09, "STOP_TIMEOUT", 1.0)
+    fails_with(lesson09.check_pool_mixin, pool_mixin("waits"), "ran at once")
+
+
+def test_pool_starter_with_placeholder_is_told_to_fill_it_in():
+    class PoolMixIn:
+        max_workers = 2
+
+        def process_request(self, request, client_address):
+            ...
+
+    fails_with(lesson09.check_pool_mixin, PoolMixIn, "fill in the ... in PoolMixIn first")
+
+
+def test_pool_given_a_server_class_says_so():
+    fails_with(lesson09.check_pool_mixin, sockserv.ThreadingTCPServer, "must be a mix-in")
+
+
+# -- exercise 2: a server that stops when idle ------------------------------------------
+
+
+def idle_server(how="right"):
+    """The worked solution, or a mistake: "direct" (shutdown() in service_actions),
+    "from_start" (clock never reset), "timeout_hook" (handle_timeout(), never called
+    by serve_forever()), "turns" (counts turns, not seconds: stops far too soon)."""
+
+    class IdleServer(sockserv.TCPServer):
+        idle_timeout = 1.0
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.last_request = time.monotonic()
+            self.turns = 0
+            self.stopper = None
+
+        def process_request(self, request, client_address):
+            if how != "from_start":
+                self.last_request = time.monotonic()
+            self.turns = 0
+            super().process_request(request, client_address)
+
+        def _quiet(self):
+            if how == "turns":
+                self.turns += 1
+                return self.turns > 3
+            return time.monotonic() - self.last_request >= self.idle_timeout
+
+        def _stop(self):
+            if self.stopper is not None:
+                return
+            if how == "direct":
+                self.shutdown()
+            else:
+                self.stopper = threading.Thread(target=self.shutdown)
+                self.stopper.start()
+
+        if how == "timeout_hook":
+            def handle_timeout(self):
+                if self._quiet():
+                    self._stop()
+        else:
+            def service_actions(self):
+                super().service_actions()
+                if self._quiet():
+                    self._stop()
+
+        def server_close(self):
+            super().server_close()
+            if self.stopper is not None:
+                self.stopper.join()
+
+    return IdleServer
+
+
+def test_idle_solution_passes(capsys):
+    passes(lesson09.check_idle_server, idle_server(), capsys)
+
+
+def test_idle_shutdown_from_service_actions_is_a_deadlock():
+    fails_with(lesson09.check_idle_server, idle_server("direct"), "deadlock")
+
+
+def test_idle_clock_from_the_start_stops_while_clients_come():
+    fails_with(lesson09.check_idle_server, idle_server("from_start"), "from the last request")
+
+
+def test_idle_in_handle_timeout_never_stops(monkeypatch):
+    monkeypatch.setattr(lesson09, "STOP_TIMEOUT", 0.5)
+    fails_with(lesson09.check_idle_server, idle_server("timeout_hook"), "not handle_timeout()")
+
+
+def test_idle_counting_turns_stops_too_soon():
+    fails_with(lesson09.check_idle_server, idle_server("turns"), "before idle_timeout")
+
+
+def test_idle_starter_with_placeholder_is_told_to_fill_it_in():
+    class IdleServer(sockserv.TCPServer):
+        idle_timeout = 1.0
+
+        def service_actions(self):
+            ...
+
+    fails_with(lesson09.check_idle_server, IdleServer, "fill in the ... in IdleServer first")
