@@ -596,21 +596,13 @@ def _next_line(client, seconds=4 * SETTLE):
     return bytes(client.received[start:end]).decode("utf-8", "replace")
 
 
-def _after_hello(client):
-    """Skip what the client received up to and including its own 'is here' line."""
-    marker = f"{client.name}: {client.name} is here\n".encode()
-    client.wait_for(marker, CLIENT_TIMEOUT)
-    position = client.received.find(marker)
-    client.taken = position + len(marker) if position >= 0 else 0
-
-
 def _room_of(scenario, count):
+    """count clients joined one after another; each has read up to the last one's hello."""
     clients = [scenario.join() for _ in range(count)]
-    for client in clients:      # each has heard every later hello: skip up to the last
-        last = clients[-1]
-        client.wait_for(f"{last.name}: {last.name} is here\n".encode(), CLIENT_TIMEOUT)
-        marker = f"{last.name}: {last.name} is here\n".encode()
-        client.taken = client.received.find(marker) + len(marker)
+    last_hello = f"{clients[-1].name}: {clients[-1].name} is here\n".encode()
+    for client in clients:
+        client.wait_for(last_hello, CLIENT_TIMEOUT)
+        client.taken = client.received.find(last_hello) + len(last_hello)
     return clients
 
 
