@@ -384,6 +384,59 @@ def test_client_without_a_timeout_is_bounded(short_bounds):
             sock.close()
 
 
+@UNIX
+def test_client_that_reads_until_an_empty_datagram(short_bounds):
+    # The TCP habit: read until b''.  On a datagram socket b'' never marks an end.
+    owns = []
+
+    def ask(server_path, data):
+        folder = tempfile.mkdtemp()
+        own = os.path.join(folder, "client.sock")
+        owns.append(own)
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.bind(own)
+                sock.sendto(data, server_path)
+                reply = b""
+                while chunk := sock.recv(65536):
+                    reply += chunk
+                return reply
+        finally:
+            os.unlink(own)
+            os.rmdir(folder)
+
+    try:
+        fails_with(lesson08.check_unix_datagram_client, ask,
+                   "the server replied, but ask() was still waiting")
+    finally:
+        # An empty datagram is what this loop waits for: it releases both threads.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as releaser:
+            for own in owns:
+                releaser.sendto(b"", own)
+
+
+@UNIX
+def test_client_that_reads_until_an_empty_datagram_with_a_timeout(short_bounds):
+    def ask(server_path, data):
+        folder = tempfile.mkdtemp()
+        own = os.path.join(folder, "client.sock")
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(0.3)
+                sock.bind(own)
+                sock.sendto(data, server_path)
+                reply = b""
+                while chunk := sock.recv(65536):
+                    reply += chunk
+                return reply
+        finally:
+            os.unlink(own)
+            os.rmdir(folder)
+
+    fails_with(lesson08.check_unix_datagram_client, ask,
+               "raised TimeoutError waiting for more: one recv() takes one whole datagram")
+
+
 def test_client_placeholder():
     def ask(server_path, data):
         return ...

@@ -34,6 +34,7 @@ import socketserver
 import stat
 import tempfile
 import threading
+import time
 
 import sockserv
 
@@ -233,6 +234,7 @@ class _PairedUpper(socketserver.BaseRequestHandler):
         elif data == b"second":
             self.server.second_came.set()
         sock.sendto(data.upper(), self.client_address)
+        self.server.replied.append(data)
 
 
 def _own_socket_left(address):
@@ -278,7 +280,7 @@ def check_unix_datagram_client(ask):
         server_path = os.path.join(folder, "upper.sock")
         with recording_errors(socketserver.ThreadingUnixDatagramServer)(
                 server_path, _PairedUpper) as server:
-            server.clients = []
+            server.clients, server.replied = [], []
             server.first_came, server.second_came = threading.Event(), threading.Event()
             server.daemon_threads = True
             results = {}
@@ -286,22 +288,34 @@ def check_unix_datagram_client(ask):
                 askers = [_asker(ask, server_path, b"first", results)]
                 server.first_came.wait(CLIENT_TIMEOUT)
                 askers.append(_asker(ask, server_path, b"second", results))
+                deadline = time.monotonic() + CLIENT_TIMEOUT + 1
                 for asker in askers:
-                    asker.join(CLIENT_TIMEOUT + 1)
-        _judge_client(name, server.clients, askers, results)
+                    asker.join(max(0.0, deadline - time.monotonic()))
+        _judge_client(name, server, askers, results)
     passed("two clients at once each got their own reply, and left no socket file behind.")
 
 
-def _judge_client(name, clients, askers, results):
+_READ_ONE = ("one recv() takes one whole datagram, and no b'' ever marks the end of the "
+             "replies, so read the reply once.")
+
+
+def _judge_client(name, server, askers, results):
     """Fail with the first thing wrong, the cause before its symptoms."""
+    clients, all_replied = server.clients, len(server.replied) == 2
     check(not any(address in (None, "", b"") for address in clients),
           "the server received a datagram from a socket with no address and could not "
           "reply: bind the client's socket to an address of its own before sending.")
-    check(not any(asker.is_alive() for asker in askers),
-          f"{name}() did not return within {CLIENT_TIMEOUT + 1:g} s: give the client's "
-          f"socket a timeout.")
+    if any(asker.is_alive() for asker in askers):
+        if all_replied:
+            raise ExerciseFailed(f"the server replied, but {name}() was still waiting "
+                                 f"{CLIENT_TIMEOUT + 1:g} s later: {_READ_ONE}")
+        raise ExerciseFailed(f"{name}() did not return within {CLIENT_TIMEOUT + 1:g} s: "
+                             f"give the client's socket a timeout.")
     for data in (b"first", b"second"):
         kind, value = results[data]
+        if kind == "error" and isinstance(value, TimeoutError) and all_replied:
+            raise ExerciseFailed(f"the server replied, but {name}(server_path, {data!r}) "
+                                 f"raised TimeoutError waiting for more: {_READ_ONE}")
         if kind == "error":
             if isinstance(value, OSError) and value.errno == errno.EADDRINUSE:
                 raise ExerciseFailed(f"{name}(server_path, {data!r}) raised "
