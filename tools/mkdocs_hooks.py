@@ -45,6 +45,12 @@ hooks, loaded through ``hooks:`` in mkdocs.yml, do four jobs:
    turns instant navigation off (it needs a server) and points the pages at
    the vendored iframe-worker shim, which lets search run from file://,
    instead of unpkg.com.
+
+7. The exercises page and links into lessons (see tools/site_pages.py):
+   on_page_markdown fills ``<!-- exercise-list -->`` (docs/exercises.md)
+   with every lesson's ``### Exercise N: title`` headings, each linked to
+   its heading; on_post_build warns about any link from a page into a
+   lesson whose #anchor is not a heading there (the glossary's, say).
 """
 
 import hashlib
@@ -61,6 +67,7 @@ from mkdocs.utils import get_relative_url
 
 import course_zip  # tools/course_zip.py (MkDocs puts a hook's folder on sys.path)
 import lessons  # tools/lessons.py
+import site_pages  # tools/site_pages.py
 
 log = logging.getLogger("mkdocs.hooks.sockserv")
 
@@ -70,6 +77,7 @@ NOTEBOOK_CSS_DIR = "assets/stylesheets"
 SOLUTION_TAG_CLASS = "celltag_solution"  # nbconvert's class for the cell tag "solution"
 COURSE_DOWNLOAD_MARKER = re.compile(r"^<!-- course-download\b.*?-->$", re.M)
 COURSE_ZIP_URI = f"download/{course_zip.ARCHIVE_NAME}"
+EXERCISE_LIST_MARKER = re.compile(r"^<!-- exercise-list\b.*?-->$", re.M)
 OFFLINE_PLUGIN = "material/offline"
 # The vendored copy of iframe-worker's shim (npm iframe-worker 1.0.4,
 # shim/index.js, MIT: LICENSE.txt beside it): with it, Material's search
@@ -159,6 +167,11 @@ def on_page_markdown(markdown, page, config, files):
     """Fill the home page's markers: the lesson list, and how to get the course."""
     markdown = COURSE_DOWNLOAD_MARKER.sub(
         lambda _: _course_download_markdown(page, config), markdown)
+    if EXERCISE_LIST_MARKER.search(markdown):
+        exercises = site_pages.render_exercise_list(
+            _lessons_for(config),
+            lambda lesson: get_relative_url(lesson.site_uri, page.file.src_uri))
+        markdown = EXERCISE_LIST_MARKER.sub(lambda _: exercises, markdown)
     if not LESSON_LIST_MARKER.search(markdown):
         return markdown
     found = _lessons_for(config)
@@ -403,8 +416,10 @@ def on_post_page(output, page, config):
 
 
 def on_post_build(config):
-    """Write the shared notebook stylesheet(s) into the built site."""
+    """Write the shared notebook stylesheet(s); warn about links to missing lesson anchors."""
     for uri, css in _notebook_css.items():
         target = Path(config.site_dir) / uri
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(css + "\n", encoding="utf-8")
+    for page, href in site_pages.broken_lesson_links(config.site_dir):
+        log.warning("%s links to %s, which is not a heading of that lesson", page, href)
