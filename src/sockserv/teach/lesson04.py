@@ -46,7 +46,7 @@ from .trace import Recorder, traced
 __all__ = ["FORK_WARNING", "forking_on_purpose", "most_at_once",
            "COUNTER_CLIENTS", "counting_server", "check_shared_counter",
            "POOL_SIZE", "check_pool_mixin",
-           "TIMELINE_CLIENTS", "TIMELINE_QUESTIONS", "observe_timeline",
+           "TIMELINE_CLIENTS", "TIMELINE_QUESTIONS", "timeline_questions", "observe_timeline",
            "check_timeline_prediction"]
 
 #: Bounds of the checks (tests shorten some of them).
