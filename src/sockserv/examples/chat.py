@@ -69,7 +69,7 @@ import time
 
 from .chat_input import ChatInput
 from .chat_outbox import Outbox
-from .chat_protocol import LIMITS, render
+from .chat_protocol import LIMITS, check_limits, render
 from .chat_registry import Full, Registry
 
 __all__ = ["make_server", "chat_classes", "ChatServerMixIn", "ChatRequestHandlerMixIn"]
@@ -306,14 +306,7 @@ class ChatServerMixIn:
                  max_line=LIMITS.max_line, idle_timeout=LIMITS.idle_timeout,
                  max_clients=LIMITS.max_clients, rate=LIMITS.rate, burst=LIMITS.burst,
                  clock=time.monotonic):
-        if max_line < 1:
-            raise ValueError(f"max_line must be at least 1, not {max_line}")
-        if not idle_timeout > 0:
-            raise ValueError(f"idle_timeout must be positive, not {idle_timeout}")
-        if max_clients < 1:
-            raise ValueError(f"max_clients must be at least 1, not {max_clients}")
-        if rate < 0 or burst < 1:
-            raise ValueError(f"rate must be 0 or more and burst at least 1, not {rate}, {burst}")
+        check_limits(max_line, idle_timeout, max_clients, rate, burst)
         self.max_line = max_line
         self.idle_timeout = idle_timeout
         self.rate = rate

@@ -35,7 +35,7 @@ case-sensitive.  Commands other than /nick ignore whatever follows their name.
 import re
 from typing import NamedTuple
 
-__all__ = ["LINES", "LIMITS", "Limits", "NICK_RULE", "Command", "decode_line", "parse",
+__all__ = ["LINES", "LIMITS", "Limits", "check_limits", "NICK_RULE", "Command", "decode_line", "parse",
            "check_nick", "render", "doc_form"]
 
 
@@ -50,6 +50,18 @@ class Limits(NamedTuple):
 
 
 LIMITS = Limits()
+
+
+def check_limits(max_line, idle_timeout, max_clients, rate, burst):
+    """Raise ValueError, naming the option, if a limit makes no sense (every server's check)."""
+    if max_line < 1:
+        raise ValueError(f"max_line must be at least 1, not {max_line}")
+    if not idle_timeout > 0:
+        raise ValueError(f"idle_timeout must be positive, not {idle_timeout}")
+    if max_clients < 1:
+        raise ValueError(f"max_clients must be at least 1, not {max_clients}")
+    if rate < 0 or burst < 1:
+        raise ValueError(f"rate must be 0 or more and burst at least 1, not {rate}, {burst}")
 
 
 # Every line the server can send, by purpose.  Placeholders are upper-case words in braces so

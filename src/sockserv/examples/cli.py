@@ -41,14 +41,15 @@ import sys
 import threading
 import time
 
+from sockserv.examples import engines
 from sockserv.examples.chat_protocol import LIMITS
 
 __all__ = ["IMPLS", "build_parser", "main"]
 
 logger = logging.getLogger("sockserv.cli")
 
-#: --impl choices: where the server classes come from.
-IMPLS = {"sockserv": "sockserv", "stdlib": "socketserver"}
+#: --impl choices: the module each engine is built on (engines.MODULES, the one list).
+IMPLS = engines.MODULES
 DEFAULT_HOST = "127.0.0.1"
 ECHO_PORT = 9998
 CHAT_PORT = 9999
@@ -143,10 +144,10 @@ def _add_server_options(parser, default_port):
         help="port to listen on, 0-65535 (default: %(default)s); "
              "0 lets the operating system pick a free port")
     parser.add_argument(
-        "--impl", choices=sorted(IMPLS), default="sockserv",
-        help="where the server classes come from: the course's own 'sockserv' or the "
-             "standard library's 'socketserver' ('stdlib'); both behave the same "
-             "(default: %(default)s)")
+        "--impl", choices=engines.NAMES, default="sockserv",
+        help="what the server is built on: the course's own 'sockserv' or the standard "
+             "library's 'socketserver' ('stdlib'), a thread per client, or 'asyncio', one "
+             "event loop for every client; all behave the same (default: %(default)s)")
     parser.add_argument(
         "-v", "--verbose", action="count", default=0,
         help="log to stderr: -v for connections, leaves and errors, -vv for more")
@@ -172,16 +173,18 @@ def build_parser(prog="sockserv"):
         "--udp", action="store_true",
         help="echo UDP datagrams, each back to its sender, instead of TCP streams")
     echo.add_argument(
-        "--mode", choices=("sync", "threading", "forking"), default="threading",
+        "--mode", choices=("sync", "threading", "forking"), default=None,
         help="how clients are served: 'sync' one at a time, 'threading' a thread each, "
-             "'forking' a process each (not on Windows) (default: %(default)s)")
+             "'forking' a process each (not on Windows) (default: threading); not with "
+             "--impl asyncio, which serves every client on one event loop")
     echo.set_defaults(run=run_echo)
 
     chat = commands.add_parser(
         "chat", help="run a Chat server: every line goes to everyone connected",
         description="Run a Chat server: every line a client sends goes to everyone "
                     "connected (see the chat protocol page).  Students connect with nc, "
-                    "telnet or the 'client' command.  A thread per client.  No client "
+                    "telnet or the 'client' command.  A thread per client, or one event loop "
+                    "for all with --impl asyncio.  No client "
                     "receives another's control characters or telnet commands; telnet's "
                     "Ctrl-C leaves like /quit.  Stop it with Ctrl-C, SIGTERM (not on "
                     "Windows, where it ends the process at once) or 'quit' on the console: "
@@ -254,7 +257,7 @@ def _configure_logging(verbosity):
 def _load_impl(name):
     """Import the module that --impl names and check it has the server classes."""
     module = importlib.import_module(IMPLS[name])
-    if not hasattr(module, "TCPServer"):
+    if name in engines.THREADED and not hasattr(module, "TCPServer"):
         raise ImportError(f"{IMPLS[name]} has no TCPServer")
     return module
 
@@ -384,15 +387,46 @@ def run_chat(args, prog):
     from sockserv.examples import chat
 
     def make(impl):
-        return chat.make_server((args.host, args.port), impl=impl, max_line=args.max_line,
-                                idle_timeout=args.idle_timeout, max_clients=args.max_clients,
-                                rate=args.rate, burst=args.burst)
+        return chat.make_server((args.host, args.port), impl=impl, **_chat_limits(args))
+    return _serve_chat(prog, make, args, "threading")
 
+
+def run_asyncio_chat(args, prog):
+    """The chat command with --impl asyncio."""
+    from sockserv.examples import aio_chat
+
+    def make(impl):
+        return aio_chat.make_server((args.host, args.port), **_chat_limits(args))
+    return _serve_chat(prog, make, args, "event loop")
+
+
+def run_asyncio_echo(args, prog):
+    """The echo command with --impl asyncio."""
+    from sockserv.examples import aio_echo
+
+    def make(impl):
+        return aio_echo.make_server((args.host, args.port), udp=args.udp)
+    transport = "UDP" if args.udp else "TCP"
+    return serve(prog, make, args, f"echo, {transport}, event loop, impl {args.impl}")
+
+
+#: The commands' runners for --impl asyncio, in place of set_defaults(run=...).
+ASYNCIO_RUNS = {"echo": run_asyncio_echo, "chat": run_asyncio_chat}
+
+
+def _chat_limits(args):
+    """The chat's limits from the command line, as make_server's keywords."""
+    return dict(max_line=args.max_line, idle_timeout=args.idle_timeout,
+                max_clients=args.max_clients, rate=args.rate, burst=args.burst)
+
+
+def _serve_chat(prog, make, args, concurrency):
+    """Serve a chat made by make(impl), with the teacher's console if asked or on a tty."""
     console = args.console
     if console is None:
         console = sys.stdin is not None and sys.stdin.isatty()
     on_ready = _start_console if console and sys.stdin is not None else None
-    summary = f"chat, TCP, threading, impl {args.impl}"
+    summary = f"chat, TCP, {concurrency}, impl {args.impl}"
     if on_ready is not None:
         summary += "; console on: type help"
     return serve(prog, make, args, summary, on_ready)
@@ -420,13 +454,22 @@ def main(argv=None, prog="sockserv"):
     if extras:
         parser.command_parsers[args.command].error(
             f"unrecognized arguments: {' '.join(extras)}")
+    run = args.run
+    if getattr(args, "impl", None) == "asyncio":
+        if getattr(args, "mode", None) is not None:
+            parser.command_parsers["echo"].error(
+                "--mode does not apply to --impl asyncio, which serves every client on "
+                "one event loop")
+        run = ASYNCIO_RUNS[args.command]
+    elif args.command == "echo":
+        args.mode = args.mode or "threading"
     if args.command == "echo" and args.mode == "forking" and not hasattr(os, "fork"):
         print(f"{prog} echo: error: --mode forking needs os.fork(), which this platform "
               f"lacks (see '{prog} echo --help')", file=sys.stderr)
         return 2
     _configure_logging(getattr(args, "verbose", 0))
     try:
-        return args.run(args, f"{prog} {args.command}")
+        return run(args, f"{prog} {args.command}")
     except KeyboardInterrupt:
         # Ctrl-C before a server has put its own handler in place (or just after it has
         # restored the old one): a stop on request all the same, and no traceback.

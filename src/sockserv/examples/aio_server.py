@@ -1,0 +1,168 @@
+"""The shell of the course's asyncio servers: bound at once, served by an event loop, stoppable.
+
+The Echo and Chat servers on asyncio (aio_echo, aio_chat) have the same outside as their
+socketserver twins, so that the command line, the tests and the benchmarks drive every engine
+the same way:
+
+    server = make_server(("127.0.0.1", 0), ...)   # bound and listening: errors show here
+    server.server_address                          # the real port when 0 was asked for
+    thread = threading.Thread(target=server.serve_forever); thread.start()
+    ...
+    server.stop()                                  # from any other thread; bounded
+
+What differs is inside.  serve_forever() runs one asyncio event loop (asyncio.run()) in the
+thread that calls it, and every client is a coroutine on that loop, not a thread.  stop() is
+the one method another thread calls: it hands the request to the loop with
+call_soon_threadsafe() (nothing else of the loop is safe to touch from outside), waits, with a
+deadline, for serve_forever() to finish, and closes the socket.
+
+Why bind in the constructor rather than in the loop?  So that "port in use" or "unknown host"
+is an OSError raised by make_server(), exactly as socketserver raises it, and the command
+line's one-line error applies unchanged.  The bound socket is then handed to asyncio
+(start_server(sock=...), create_datagram_endpoint(sock=...)), which owns and closes it.
+
+Subclasses provide two coroutines: start() (begin serving self.socket) and finish() (tell the
+clients, end their connections; it should not take longer than about stop_grace * 2).
+"""
+
+import asyncio
+import concurrent.futures
+import os
+import socket
+import threading
+
+__all__ = ["AsyncioServer", "bind"]
+
+
+def bind(address, *, udp=False, reuse_address=None, backlog=128):
+    """Return an IPv4 socket bound to address (and listening, for TCP), as socketserver binds."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
+    try:
+        if reuse_address is None:
+            # As the socketserver versions decide: POSIX only (on Windows SO_REUSEADDR lets
+            # a second server share the port), and never for UDP (Linux shares it too).
+            reuse_address = os.name == "posix" and not udp
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        if not udp:
+            sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class AsyncioServer:
+    """A server whose clients are coroutines on one event loop; see the module docstring.
+
+    Methods for the caller:
+
+    - serve_forever(poll_interval=None): run the loop in this thread until stop(); returns at
+      once if stop() came first.  poll_interval is accepted and ignored: the loop sleeps
+      until something happens, and stop() wakes it.
+    - stop(): from any other thread: ask the loop to stop, wait (bounded) for it, close the
+      socket.  Idempotent.  shutdown() is the same, for code written for socketserver.
+    - server_close(): close the listening socket (stop() calls it).
+
+    For subclasses: async start() and async finish(); self.loop while serving.
+
+    Class variables: request_queue_size (the listen backlog), stop_timeout (how long stop()
+    waits for the loop before giving up on it).
+    """
+
+    request_queue_size = 128
+    stop_timeout = 3.0
+    udp = False
+
+    def __init__(self, server_address):
+        self.socket = bind(server_address, udp=self.udp, backlog=self.request_queue_size)
+        self.server_address = self.socket.getsockname()
+        self.loop = None
+        self._state_lock = threading.Lock()
+        self._stopping = False
+        self._serving = False
+        self._stop_event = None     # an asyncio.Event, made in the loop
+        self._finished = threading.Event()
+
+    def serve_forever(self, poll_interval=None):
+        """Serve on an event loop in this thread until stop(); at once if already stopped."""
+        with self._state_lock:
+            if self._stopping:
+                return
+            self._serving = True
+        try:
+            asyncio.run(self._main())
+        finally:
+            self.loop = None
+            self._finished.set()
+
+    async def _main(self):
+        stop_event = asyncio.Event()
+        with self._state_lock:
+            self.loop = asyncio.get_running_loop()
+            self._stop_event = stop_event
+            if self._stopping:      # stop() came while the loop was starting
+                stop_event.set()
+        await self.start()
+        await stop_event.wait()
+        await self.finish()
+
+    def stop(self):
+        """Stop serving and close; from any thread but the loop's own.  Idempotent."""
+        with self._state_lock:
+            self._stopping = True
+            serving = self._serving
+            loop, event = self.loop, self._stop_event
+        if serving:
+            if loop is not None:
+                try:
+                    loop.call_soon_threadsafe(event.set)
+                except RuntimeError:    # the loop has just closed: nothing left to wake
+                    pass
+            self._finished.wait(self.stop_timeout)
+        self.server_close()
+
+    shutdown = stop
+
+    def server_close(self):
+        """Close the listening socket (asyncio closes it too once it owns it)."""
+        self.socket.close()
+
+    async def start(self):
+        """Begin serving self.socket.  Must be overridden."""
+        raise NotImplementedError
+
+    async def finish(self):
+        """End every client's connection after stop().  May be overridden."""
+
+    def call_in_loop(self, function, *args, timeout=2.0):
+        """Run function(*args) on the loop and return its result; from any thread.
+
+        Directly when there is no loop (not serving, or stopped) or when called from the
+        loop's own thread.  For the teacher's console and for tests, which live in other
+        threads: the loop's objects are not thread-safe.
+        """
+        loop = self.loop
+        if loop is None or _running_loop() is loop:
+            return function(*args)
+        future = concurrent.futures.Future()
+
+        def run():
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(function(*args))
+                except BaseException as exc:    # handed to the caller's thread
+                    future.set_exception(exc)
+        try:
+            loop.call_soon_threadsafe(run)
+        except RuntimeError:    # the loop closed meanwhile: nothing races with us now
+            return function(*args)
+        return future.result(timeout)
+
+
+def _running_loop():
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
