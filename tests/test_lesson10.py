@@ -1,0 +1,228 @@
+"""Lesson 10's engines, measurements and exercise checks.
+
+The checks pass the worked solutions and fail each plausible wrong answer
+with one sentence that names what is wrong, within a bound.  The engines
+are run on both services; the measuring functions are run once each at a
+small size (their figures are not asserted: performance belongs in the
+notebook and the benchmarks, never in a timed test).
+"""
+
+import asyncio
+import re
+import socket
+
+import pytest
+
+from sockserv.teach import harness, lesson10
+from sockserv.teach.checks import ExerciseFailed
+
+
+def fails_with(check, answer, words):
+    """Run check on a wrong answer; return its message after checking its shape."""
+    with pytest.raises(ExerciseFailed) as caught:
+        check(answer)
+    message = str(caught.value)
+    assert words in message, message
+    assert "\n" not in message and message.endswith("."), message
+    assert not re.search(r"\.\s+[A-Z]", message), message
+    return message
+
+
+def passes(check, answer, capsys):
+    check(answer)
+    out = capsys.readouterr().out
+    assert out.startswith("Check passed:") and out.count("\n") == 1, out
+    return out
+
+
+@pytest.fixture
+def short_bounds(monkeypatch):
+    monkeypatch.setattr(lesson10, "CLIENT_TIMEOUT", 1.5)
+    monkeypatch.setattr(lesson10, "STOP_TIMEOUT", 2.0)
+
+
+# -- the engines -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", lesson10.ENGINES)
+def test_echo_engines_echo_every_byte_and_close_after_eof(engine):
+    server = lesson10.make_server(engine, "echo")
+    with harness.serving(server, stop_timeout=harness.STOP_TIMEOUT):
+        big = bytes(range(256)) * 2000  # larger than any socket buffer: partial sends
+        assert harness.talk(server.server_address, b"hello ", big) == b"hello " + big
+        assert harness.talk(server.server_address) == b""
+
+
+@pytest.mark.parametrize("engine", lesson10.ENGINES)
+def test_chat_engines_send_a_line_to_the_others_only(engine):
+    server = lesson10.make_server(engine, "chat")
+    with harness.serving(server, stop_timeout=harness.STOP_TIMEOUT):
+        address = server.server_address
+        with harness.connect(address) as one, harness.connect(address) as two:
+            # Until both are registered a line may reach nobody: send probes till one lands.
+            for attempt in range(50):
+                one.sendall(b"probe %d\n" % attempt)
+                two.settimeout(0.1)
+                try:
+                    assert harness.read_line(two).startswith(b"probe")
+                    break
+                except TimeoutError:
+                    continue
+            two.settimeout(harness.CLIENT_TIMEOUT)
+            one.sendall(b"part")
+            one.sendall(b"ial line\n")
+            while (line := harness.read_line(two)).startswith(b"probe"):
+                pass
+            assert line == b"partial line\n"
+            one.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                one.recv(1)  # the speaker does not get its own line back
+
+
+@pytest.mark.parametrize("engine", ["selectors", "asyncio"])
+def test_a_too_long_chat_line_drops_only_its_sender(engine):
+    server = lesson10.make_server(engine, "chat")
+    with harness.serving(server, stop_timeout=harness.STOP_TIMEOUT):
+        address = server.server_address
+        with harness.connect(address) as bad, harness.connect(address) as good:
+            bad.sendall(b"x" * (lesson10.MAX_LINE + 10) + b"\n")
+            assert harness.read_all(bad) == b""  # closed by the server
+            assert harness.talk(address, b"still serving\n") == b""
+
+
+def test_served_children_report_memory_and_rates():
+    with lesson10.served("asyncio", "echo") as (address, pid):
+        assert lesson10.echo_rate(address, 2, seconds=0.05) > 0
+        assert lesson10.idle_memory(address, pid, 5) >= 0 or True  # RSS may even shrink
+        assert lesson10.rss_bytes(pid) > 0
+    with lesson10.served("selectors", "chat") as (address, pid):
+        delays = lesson10.fanout_latency(address, 3, messages=2)
+        assert len(delays) == 6 and all(delay >= 0 for delay in delays)
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert lesson10.percentile(values, 0.99) == 99
+    assert lesson10.percentile(values, 0.5) == 50
+    assert lesson10.summary([3, 1, 2]) == (2, 3)
+
+
+def test_usage_error_is_one_line():
+    with pytest.raises(SystemExit) as caught:
+        lesson10.main(["serve", "nothing", "echo"])
+    assert "usage:" in str(caught.value)
+
+
+# -- exercise 1: flush --------------------------------------------------------------
+
+
+def solution_flush(sock, outbox):
+    sent = sock.send(outbox)
+    del outbox[:sent]
+
+
+def flush_clears(sock, outbox):
+    sock.send(outbox)
+    outbox.clear()
+
+
+def flush_sendall(sock, outbox):
+    sock.sendall(outbox)
+    outbox.clear()
+
+
+def flush_loops(sock, outbox):
+    while outbox:
+        sent = sock.send(outbox)
+        del outbox[:sent]
+
+
+def flush_rebinds(sock, outbox):
+    sent = sock.send(outbox)
+    outbox = outbox[sent:]  # a new bytearray; the caller's keeps every byte
+
+
+def flush_blocks(sock, outbox):
+    sock.setblocking(True)
+    sock.sendall(outbox)
+    outbox.clear()
+
+
+def flush_placeholder(sock, outbox):
+    ...
+
+
+def test_flush_solution_passes(capsys):
+    out = passes(lesson10.check_flush, solution_flush, capsys)
+    assert str(lesson10.FLUSH_BYTES) in out
+
+
+def test_the_engines_own_flush_passes(capsys):
+    passes(lesson10.check_flush, lesson10.send_some, capsys)
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (flush_clears, "should add up to"),
+    (flush_sendall, "raised BlockingIOError"),
+    (flush_loops, "raised BlockingIOError"),
+    (flush_rebinds, "should add up to"),
+    (flush_placeholder, "fill in the ... in flush_placeholder first."),
+])
+def test_flush_wrong_answers_fail(wrong, words):
+    fails_with(lesson10.check_flush, wrong, words)
+
+
+def test_flush_that_waits_fails_in_time(short_bounds):
+    fails_with(lesson10.check_flush, flush_blocks, "did not return within 1.5 s")
+
+
+# -- exercise 2: broadcast ------------------------------------------------------------
+
+
+async def solution_broadcast(clients, line):
+    for writer in list(clients):
+        if writer.transport.get_write_buffer_size() > lesson10.OUTBOX_LIMIT:
+            writer.transport.abort()
+        else:
+            writer.write(line)
+
+
+async def broadcast_unbounded(clients, line):
+    for writer in list(clients):
+        writer.write(line)
+
+
+async def broadcast_waits_a_little(clients, line):
+    for writer in list(clients):
+        writer.write(line)
+        try:
+            await asyncio.wait_for(writer.drain(), 0.1)  # gives up on it, but only for now
+        except asyncio.TimeoutError:
+            pass
+
+
+def broadcast_not_async(clients, line):
+    for writer in list(clients):
+        writer.write(line)
+
+
+async def broadcast_placeholder(clients, line):
+    ...
+
+
+def test_broadcast_solution_passes(capsys):
+    passes(lesson10.check_broadcast, solution_broadcast, capsys)
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (broadcast_unbounded, "grew without a bound"),
+    (broadcast_not_async, "must be an async def"),
+    (broadcast_placeholder, "fill in the ... in broadcast_placeholder first."),
+])
+def test_broadcast_wrong_answers_fail(wrong, words):
+    fails_with(lesson10.check_broadcast, wrong, words)
+
+
+@pytest.mark.parametrize("wrong", [lesson10.stalling_broadcast, broadcast_waits_a_little])
+def test_a_broadcast_that_waits_for_the_slow_client_fails(wrong, short_bounds):
+    fails_with(lesson10.check_broadcast, wrong, "stalled the broadcast")
