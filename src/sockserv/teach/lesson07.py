@@ -63,9 +63,9 @@ SETTLE = 0.5
 #: Seconds a paused send or held read waits for the test at most.
 HOLD = 3.0
 #: Seconds the slow-reader test gives the other clients to receive the flood.
-STALL_WAIT = 1.0
+STALL_WAIT = 2.0
 #: Seconds stopping a server may take in test_stop.
-STOP_WAIT = 1.0
+STOP_WAIT = 2.0
 #: Small kernel buffers for the slow reader, so that "full" comes quickly.
 SMALL_BUFFER = 4096
 #: The flood of the slow-reader test: FLOOD_LINES lines of FLOOD_WIDTH bytes.
@@ -501,12 +501,12 @@ def test_line_too_long(server_class, handler_class):
     with _Scenario(server_class, handler_class) as scenario:
         talker, listener = scenario.join(), scenario.join()
         talker.say(b"y" * MAX_LINE + b"\n")         # the longest line allowed
-        whole = listener.wait_for(b": " + b"y" * MAX_LINE + b"\n", 2 * SETTLE)
+        whole = listener.wait_for(b": " + b"y" * MAX_LINE + b"\n", 4 * SETTLE)
         try:
             talker.say(b"z" * (16 * MAX_LINE) + b"\n")
         except OSError:
             pass    # the server closed while we were still sending: fine
-        check(talker.wait_for(TOO_LONG, 2 * SETTLE) and talker.wait_for_eof(CLIENT_TIMEOUT),
+        check(talker.wait_for(TOO_LONG, 4 * SETTLE) and talker.wait_for_eof(CLIENT_TIMEOUT),
               f"a line of {16 * MAX_LINE} bytes did not get {TOO_LONG!r} and a "
               f"closed connection: read at most MAX_LINE + 1 bytes with "
               f"readline(limit), and refuse a line that has no newline by then.")
@@ -524,7 +524,7 @@ def test_idle_timeout(server_class, handler_class):
     quick = type(handler_class.__name__, (handler_class,), {"timeout": IDLE_TIMEOUT})
     with _Scenario(server_class, quick) as scenario:
         sleeper = scenario.join()
-        wait = IDLE_TIMEOUT + 1.0
+        wait = IDLE_TIMEOUT + 1.5
         told = sleeper.wait_for(IDLE_LINE, wait)
         check(told and sleeper.wait_for_eof(SETTLE),
               f"a client that sent nothing for {wait:g} s, with the handler's timeout "
@@ -628,8 +628,8 @@ def check_me_action(server_class, handler_class):
         alice.say(b"/me waves\n")
         expected = f"* {alice.name} waves"
         for client, who in ((bob, "another client"), (alice, "the sender")):
-            line = _next_line(client, 2 * SETTLE)
-            check(line is not None, f"{who} received nothing within {2 * SETTLE:g} s "
+            line = _next_line(client, 4 * SETTLE)
+            check(line is not None, f"{who} received nothing within {4 * SETTLE:g} s "
                                     f"after b'/me waves': an action goes to everyone.")
             check(line == expected, _wrong(who, line, expected))
         alice.say(b"/me  stretches  slowly\n")
