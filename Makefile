@@ -43,7 +43,7 @@ VERSION_TESTS = $(wildcard tests/test_core_*.py tests/test_layers.py tests/test_
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-versions serve build site-report lab workspace bench clean distclean
+.PHONY: help setup test test-versions serve build offline site-report lab workspace bench clean distclean
 
 help:  ## list the targets
 	@echo "make serve         the course website at http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
@@ -51,6 +51,7 @@ help:  ## list the targets
 	@echo "make test-versions the core tests and the notebooks on every Python 3.10-3.13 found"
 	@echo "make lab           your own copies of the notebooks ($(WORKSPACE)/) in JupyterLab ($(LAB_VENV))"
 	@echo "make build         build the website into site/ (warnings are errors)"
+	@echo "make offline       a copy of the website that opens from the file system (site-offline/)"
 	@echo "make site-report   build the website and list its pages by size"
 	@echo "make bench         run the benchmark scripts in benchmarks/"
 	@echo "make clean         remove what builds and tests leave behind (keeps the venvs)"
@@ -135,8 +136,15 @@ bench: $(STAMP)
 	done; \
 	[ $$found = 1 ] || echo "no benchmark scripts in benchmarks/ yet"
 
+# Material's offline plugin; the build hook turns instant navigation off and
+# points search at the vendored iframe-worker shim (tools/mkdocs_hooks.py).
+# The value must be "true": mkdocs.yml reads it with !ENV, and "1" is an int.
+offline: $(STAMP)
+	SOCKSERV_OFFLINE=true $(PY) -m mkdocs build --strict --site-dir site-offline
+	@echo "open site-offline/index.html in a browser (no server needed)"
+
 clean:
-	rm -rf site .cache build dist .pytest_cache .hypothesis
+	rm -rf site site-offline .cache build dist .pytest_cache .hypothesis
 	find . -path './.venv*' -prune -o \
 	  \( -name __pycache__ -o -name .ipynb_checkpoints \) -type d -print -exec rm -rf {} +
 
