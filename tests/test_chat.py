@@ -1,7 +1,8 @@
 """The chat server (sockserv.examples.chat): every rule of the protocol, every fault.
 
-Every test runs twice, on the stdlib's socketserver classes and on sockserv's, through real
-sockets on 127.0.0.1 with an in-process server on port 0.  The `start_chat` fixture starts a
+Every test runs on every engine (engines.NAMES: the stdlib's socketserver classes, sockserv's,
+and the asyncio server), through real sockets on 127.0.0.1 with an in-process server on
+port 0.  The `start_chat` fixture starts a
 server (options as for make_server), and on teardown stops it, and checks that no thread was
 left behind and that nothing was logged at ERROR.
 
@@ -15,7 +16,6 @@ import pathlib
 import re
 import selectors
 import socket
-import socketserver
 import struct
 import threading
 import time
@@ -24,15 +24,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sockserv
-from sockserv.examples.chat import make_server
+from sockserv.examples import engines
 from sockserv.examples.chat_protocol import LINES, doc_form
 
 HOST = "127.0.0.1"
 TIMEOUT = 5.0           # for every single read, join or wait: long, never expected to pass
 PAGE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "chat-protocol.md"
 
-IMPLS = [pytest.param(socketserver, id="stdlib"), pytest.param(sockserv, id="sockserv")]
+#: Every engine, by its --impl name: the one list is engines.NAMES.
+IMPLS = [pytest.param(name, id=name) for name in engines.NAMES]
+
+
+def make_server(address, *, impl, **options):
+    """A chat server on engine impl (a name from engines.NAMES)."""
+    return engines.chat_server(impl, address, **options)
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -407,9 +412,13 @@ def test_idle_clients_are_told_and_disconnected(start_chat):
     chat.assert_recovered()
 
 
-def test_threads_have_meaningful_names(chat):
+def test_threads_have_meaningful_names(chat, impl):
     client = chat.join()
     port = client.sock.getsockname()[1]
+    if impl == "asyncio":
+        # One thread for all: the client's coroutine is the task that carries its name.
+        assert chat.server.task_names() == [f"chat-client {HOST}:{port}"]
+        return
     names = {thread.name for thread in threading.enumerate()}
     assert {f"chat-reader {HOST}:{port}", f"chat-writer {HOST}:{port}"} <= names
 

@@ -1,7 +1,7 @@
 """The teacher's console (sockserv.examples.chat_console) against a real chat server.
 
 The console reads lines from any iterable of text lines and writes to any text stream, so these
-tests drive it in process, on both implementations; tests/test_cli.py runs it through
+tests drive it in process, on every engine (stdlib, sockserv, asyncio); tests/test_cli.py runs it through
 `python -m sockserv chat --console` with a real stdin.
 """
 

@@ -1,7 +1,7 @@
 """The chat server's classroom-safety rules (docs/chat-protocol.md, "Safety in a shared room").
 
 Each rule is tested through real sockets on 127.0.0.1 against an in-process server, on both
-implementations (the `impl` fixture: stdlib and sockserv), with the hostile input a student
+engines (the `impl` fixture: stdlib, sockserv and asyncio), with the hostile input a student
 could send: escape codes, CR spoofing, bidi controls, telnet negotiation and telnet's Ctrl-C,
 bytes trickled without a newline, a thousand lines in one write, one client too many.  Each
 hostile test ends by checking that nothing reached the other clients and that the server still

@@ -1,7 +1,8 @@
-"""The Echo server (RFC 862), in process, on both implementations and in every mode.
+"""The Echo server (RFC 862), in process, on every engine and in every mode.
 
-Every scenario runs against `socketserver` and against `sockserv`, in the sync, threading and
-forking modes, over real sockets on 127.0.0.1 with port 0.  A server is started by `running()`,
+Every scenario runs against every engine of engines.NAMES: `socketserver` and `sockserv` in
+the sync, threading and forking modes, and asyncio (one event loop, no mode), over real sockets
+on 127.0.0.1 with port 0.  A server is started by `running()`,
 which always stops it and checks that its thread ended.
 """
 
@@ -10,7 +11,6 @@ import os
 import select
 import signal
 import socket
-import socketserver
 import threading
 import time
 
@@ -19,30 +19,33 @@ from hypothesis import given, settings, strategies as st
 
 from helpers import recv_until_eof
 
-import sockserv
-from sockserv.examples import echo
+from sockserv.examples import engines
 
 HOST = "127.0.0.1"
 TIMEOUT = 5.0
-
-IMPLS = {"stdlib": socketserver, "sockserv": sockserv}
 
 # Python 3.12+ warns when a multi-threaded process forks (pytest's warnings-as-errors would
 # turn that into a failure inside the server); the forking servers are what is under test.
 _FORK_WARNING = pytest.mark.filterwarnings(
     "ignore:.*use of fork\\(\\) may lead to deadlocks:DeprecationWarning")
 _NEEDS_FORK = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
-MODES = [
-    pytest.param("sync"),
-    pytest.param("threading"),
-    pytest.param("forking", marks=[_NEEDS_FORK, _FORK_WARNING]),
-]
+_MODE_MARKS = {"sync": [], "threading": [], "forking": [_NEEDS_FORK, _FORK_WARNING]}
+#: (impl, mode): each threaded engine in each mode, and asyncio, which has none.
+MODES = [pytest.param(name, mode, marks=_MODE_MARKS[mode], id=f"{name}-{mode}")
+         for name in engines.THREADED for mode in _MODE_MARKS]
+MODES += [pytest.param(name, None, id=name) for name in engines.NAMES
+          if name not in engines.THREADED]
 
 
-@pytest.fixture(params=sorted(IMPLS))
+@pytest.fixture(params=engines.NAMES)
 def impl(request):
-    """The module the server classes come from."""
-    return IMPLS[request.param]
+    """The engine's name, as --impl gives it."""
+    return request.param
+
+
+def make_server(address, *, impl, udp=False, mode=None):
+    """An echo server on engine impl."""
+    return engines.echo_server(impl, address, udp=udp, mode=mode)
 
 
 @contextlib.contextmanager
@@ -85,10 +88,10 @@ def _send_then_half_close(sock, chunks):
 # -- TCP ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("impl", "mode"), MODES)
 def test_any_bytes_however_chunked_come_back_unchanged(impl, mode):
     # One server for all the examples: starting one per example would dominate the run time.
-    with running(echo.make_server((HOST, 0), impl=impl, mode=mode)) as server:
+    with running(make_server((HOST, 0), impl=impl, mode=mode)) as server:
 
         @settings(max_examples=25, deadline=None, database=None)
         @given(st.lists(st.binary(max_size=3000), max_size=6))
@@ -98,23 +101,23 @@ def test_any_bytes_however_chunked_come_back_unchanged(impl, mode):
         check()
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("impl", "mode"), MODES)
 def test_nul_binary_and_invalid_utf8_sent_byte_by_byte(impl, mode):
     payload = b"\x00\xff\xfe\xc3(\r\n" + bytes(range(256)) + b"caf\xc3"
-    with running(echo.make_server((HOST, 0), impl=impl, mode=mode)) as server:
+    with running(make_server((HOST, 0), impl=impl, mode=mode)) as server:
         assert echo_through(server, [payload[i:i + 1] for i in range(len(payload))]) == payload
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("impl", "mode"), MODES)
 def test_one_mebibyte_is_echoed_exactly(impl, mode):
     payload = os.urandom(1 << 20)
-    with running(echo.make_server((HOST, 0), impl=impl, mode=mode)) as server:
+    with running(make_server((HOST, 0), impl=impl, mode=mode)) as server:
         assert echo_through(server, [payload]) == payload
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("impl", "mode"), MODES)
 def test_half_closed_client_gets_everything_then_eof(impl, mode):
-    with running(echo.make_server((HOST, 0), impl=impl, mode=mode)) as server:
+    with running(make_server((HOST, 0), impl=impl, mode=mode)) as server:
         with connect(server) as sock:
             sock.sendall(b"first ")
             assert sock.recv(100) == b"first "      # the conversation is live
@@ -125,7 +128,8 @@ def test_half_closed_client_gets_everything_then_eof(impl, mode):
 
 
 def test_threading_mode_serves_clients_at_the_same_time(impl):
-    with running(echo.make_server((HOST, 0), impl=impl, mode="threading")) as server:
+    mode = "threading" if impl in engines.THREADED else None    # asyncio: its event loop
+    with running(make_server((HOST, 0), impl=impl, mode=mode)) as server:
         with connect(server) as first, connect(server) as second:
             second.sendall(b"two")                  # while the first one is still connected
             assert second.recv(10) == b"two"
@@ -136,10 +140,10 @@ def test_threading_mode_serves_clients_at_the_same_time(impl):
 # -- UDP ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("impl", "mode"), MODES)
 def test_each_datagram_goes_back_unchanged_to_its_sender(impl, mode):
     datagrams = [b"hello", b"\x00\xff\xfe", b"", os.urandom(60000)]
-    with running(echo.make_server((HOST, 0), impl=impl, udp=True, mode=mode)) as server:
+    with running(make_server((HOST, 0), impl=impl, udp=True, mode=mode)) as server:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as one, \
                 socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
             for sock in (one, other):
@@ -155,9 +159,9 @@ def test_each_datagram_goes_back_unchanged_to_its_sender(impl, mode):
 
 def test_udp_port_cannot_be_shared(impl):
     # SO_REUSEADDR would let two UDP servers bind one port on Linux; ours must refuse.
-    with running(echo.make_server((HOST, 0), impl=impl, udp=True)) as server:
+    with running(make_server((HOST, 0), impl=impl, udp=True)) as server:
         with pytest.raises(OSError):
-            echo.make_server(server.server_address, impl=impl, udp=True)
+            make_server(server.server_address, impl=impl, udp=True)
 
 
 # -- stop() -------------------------------------------------------------------------------
@@ -176,10 +180,10 @@ def _wait_until(condition, timeout=TIMEOUT):
     return True
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("impl", "mode"), MODES)
 def test_stop_with_clients_connected_returns_and_leaves_nothing(impl, mode):
     threads_before = set(threading.enumerate())
-    server = echo.make_server((HOST, 0), impl=impl, mode=mode)
+    server = make_server((HOST, 0), impl=impl, mode=mode)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     clients = []
@@ -218,9 +222,9 @@ def test_stop_with_clients_connected_returns_and_leaves_nothing(impl, mode):
             client.close()
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("impl", "mode"), MODES)
 def test_stop_does_not_wait_for_a_client_that_stopped_reading(impl, mode):
-    with running(echo.make_server((HOST, 0), impl=impl, mode=mode)) as server:
+    with running(make_server((HOST, 0), impl=impl, mode=mode)) as server:
         sock = connect(server)
         # It sends far more than the socket buffers hold and never reads: the handler ends
         # up blocked in sendall(), and this client's own sendall() blocks too.
@@ -246,7 +250,7 @@ def _flood(sock):
 
 
 def test_stop_is_idempotent_and_works_without_serving(impl):
-    server = echo.make_server((HOST, 0), impl=impl)
+    server = make_server((HOST, 0), impl=impl)
     server.stop()
     server.stop()
     assert server.socket.fileno() == -1
@@ -254,7 +258,7 @@ def test_stop_is_idempotent_and_works_without_serving(impl):
 
 
 def test_stop_from_two_threads_at_once(impl):
-    with running(echo.make_server((HOST, 0), impl=impl)) as server:
+    with running(make_server((HOST, 0), impl=impl)) as server:
         with connect(server) as sock:
             sock.sendall(b"x")
             assert sock.recv(1) == b"x"
@@ -269,11 +273,12 @@ def test_stop_from_two_threads_at_once(impl):
 
 @_NEEDS_FORK
 @_FORK_WARNING
+@pytest.mark.parametrize("impl", engines.THREADED)
 def test_forked_children_die_on_sigterm_even_if_the_parent_catches_it(impl):
     # The parent catches SIGTERM, as the command line does; a child must not inherit that.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
-        with running(echo.make_server((HOST, 0), impl=impl, mode="forking")) as server:
+        with running(make_server((HOST, 0), impl=impl, mode="forking")) as server:
             with connect(server) as sock:
                 sock.sendall(b"x")
                 assert sock.recv(1) == b"x"         # the child is past its set-up
@@ -286,4 +291,4 @@ def test_forked_children_die_on_sigterm_even_if_the_parent_catches_it(impl):
 
 def test_unknown_mode_is_refused(impl):
     with pytest.raises(ValueError, match="mode"):
-        echo.make_server((HOST, 0), impl=impl, mode="async")
+        make_server((HOST, 0), impl=impl, mode="async")

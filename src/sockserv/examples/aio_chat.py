@@ -38,9 +38,10 @@ What is its own is only what threads did for the socketserver version:
 import asyncio
 import logging
 import socket
+import struct
 import time
 
-from .aio_server import AsyncioServer
+from .aio_server import AsyncioServer, settle, start_stream_server, stop_accepting
 from .chat import ChatRequestHandlerMixIn, ChatServerMixIn
 from .chat_input import ChatInput
 from .chat_protocol import LIMITS, check_limits, render
@@ -63,15 +64,20 @@ class LoopOutbox:
     """The Outbox interface (put, close, kick, pending, overflowed) over an asyncio transport.
 
     put() never blocks: transport.write() queues what the socket cannot take now.  The put
-    that would take the unsent bytes past limit returns False (once); the caller then calls
-    kick().  close(hang_up=True) is the teacher's kick: the transport sends what is queued,
-    then closes, and the client's coroutine sees the end of its stream.  Loop thread only.
+    that would take the unsent bytes past limit returns False (once) and is dropped; the
+    caller then calls kick(), which takes nothing more and ends the client's reading at once
+    (its coroutine leaves), while the transport still sends what it holds, so that the
+    client's stream ends after a whole line (the kernel may hold half of one); the leaving
+    coroutine aborts it if that takes more than flush_timeout.  close(hang_up=True) is the
+    teacher's kick: the transport sends what is queued, then closes, and the client's
+    coroutine sees the end of its stream.  Loop thread only.
     """
 
-    __slots__ = ("_transport", "_limit", "_closed", "_dead", "overflowed")
+    __slots__ = ("_transport", "_reader", "_limit", "_closed", "_dead", "overflowed")
 
-    def __init__(self, transport, limit):
+    def __init__(self, transport, reader, limit):
         self._transport = transport
+        self._reader = reader
         self._limit = limit
         self._closed = False
         self._dead = False
@@ -102,9 +108,10 @@ class LoopOutbox:
             self._transport.close()
 
     def kick(self):
-        """Give up on the client: drop what is queued, close the connection now."""
+        """Give up on the client: take nothing more, end its reading, close once sent."""
         self._dead = True
-        self._transport.abort()
+        self._transport.close()
+        self._reader.feed_eof()     # its coroutine's read() returns b"" now
 
 
 class LoopRegistry:
@@ -188,10 +195,12 @@ class AsyncioChatServer(AsyncioServer):
         self._registry = Registry(max_clients)
         self.registry = LoopRegistry(self._registry, self)
         self._connections = {}      # task -> StreamWriter, while its coroutine runs
+        self._transports = set()    # every open connection, its coroutine started or not
         super().__init__(server_address)
 
     async def start(self):
-        self._server = await asyncio.start_server(self._serve_client, sock=self.socket)
+        self._server = await start_stream_server(self._serve_client, self.socket,
+                                                 self._transports)
 
     async def _serve_client(self, reader, writer):
         """The life of one connection: join, serve its lines, leave."""
@@ -203,7 +212,7 @@ class AsyncioChatServer(AsyncioServer):
         # 3.7 on; said here because the threaded server says it too).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         host, port = writer.get_extra_info("peername")[:2]
-        session = ChatSession(self, f"{host}:{port}", LoopOutbox(transport, self.max_pending))
+        session = ChatSession(self, f"{host}:{port}", LoopOutbox(transport, reader, self.max_pending))
         task.set_name(f"chat-client {session.peer}")
         try:
             if self._join(session):
@@ -281,7 +290,7 @@ class AsyncioChatServer(AsyncioServer):
         outbox.close()
         transport = writer.transport
         if not await _flushed(writer, self.flush_timeout):
-            transport.abort()       # it is not reading: give up on the last lines
+            _reset(transport)       # it is not reading: give up on the last lines
         if not transport.is_closing():
             try:
                 writer.write_eof()
@@ -292,33 +301,40 @@ class AsyncioChatServer(AsyncioServer):
 
     async def finish(self):
         """stop(), on the loop: tell everyone, give them stop_grace, then end every client."""
-        self._server.close()
+        stop_accepting(self._server, self.socket)
+        await settle(lambda: len(self._transports))
         boxes = self._registry.close(render("shutdown"))
         log.info("stopping: %d client(s) connected", len(boxes))
         writers = list(self._connections.values())
         if writers:
             # Stage 1: every transport sends the notice; the slow ones miss their chance.
-            await asyncio.wait([asyncio.ensure_future(_flushed(writer, None))
-                                for writer in writers], timeout=self.stop_grace)
+            flushing = [asyncio.ensure_future(_flushed(writer, None)) for writer in writers]
+            _, late = await asyncio.wait(flushing, timeout=self.stop_grace)
+            for task in late:
+                task.cancel()
         for writer in writers:
             # Stage 2: end every stream; the coroutines leave as usual.
             if writer.transport.get_write_buffer_size():
-                writer.transport.abort()
+                _reset(writer.transport)
                 continue
             sock = writer.get_extra_info("socket")
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        await settle(lambda: len(self._connections))
         tasks = list(self._connections)
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=self.stop_grace)
             if late:
                 log.error("stop: %d connection(s) did not finish in time", len(late))
                 for task in late:
-                    self._connections[task].transport.abort()
+                    _reset(self._connections[task].transport)
                     task.cancel()
                 await asyncio.wait(late, timeout=self.stop_grace)
+        for transport in list(self._transports):    # whatever is left: never leave it open
+            _reset(transport)
+        self._server.close()
 
     def task_names(self):
         """The names of the client coroutines' tasks (from any thread)."""
@@ -329,17 +345,33 @@ async def _flushed(writer, timeout):
     """Wait until the transport has handed every queued byte to the kernel; True if so.
 
     drain() alone only waits until the buffer is below its high-water mark: with a mark of 0
-    it waits for the buffer to be empty.
+    it waits for the buffer to be empty.  A transport that is closing sends what it holds and
+    then closes: wait for that.
     """
     transport = writer.transport
-    if transport.is_closing():
-        return not transport.get_write_buffer_size()
-    transport.set_write_buffer_limits(high=0)
     try:
+        if transport.is_closing():
+            await asyncio.wait_for(writer.wait_closed(), timeout)
+            return True
+        transport.set_write_buffer_limits(high=0)
         await asyncio.wait_for(writer.drain(), timeout)
     except (OSError, asyncio.TimeoutError):
         return False
     return not transport.get_write_buffer_size()
+
+
+def _reset(transport):
+    """Abort a connection whose last bytes cannot be delivered, with a reset (SO_LINGER 0).
+
+    The kernel may hold the first half of a line: ended with a FIN, the client would see a
+    stream that looks complete and ends mid-line; a reset says that something was lost.
+    """
+    sock = transport.get_extra_info("socket")
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except (OSError, AttributeError):
+        pass    # already closed
+    transport.abort()
 
 
 async def _discard_until_eof(reader):

@@ -22,7 +22,7 @@ Logging goes to "sockserv.echo", the same lines as the threaded server's.
 import asyncio
 import logging
 
-from .aio_server import AsyncioServer
+from .aio_server import AsyncioServer, settle, start_stream_server, stop_accepting
 from .echo import _format_address
 
 __all__ = ["AsyncioEchoServer", "AsyncioUDPEchoServer", "make_server"]
@@ -41,9 +41,10 @@ class AsyncioEchoServer(AsyncioServer):
     def __init__(self, server_address):
         super().__init__(server_address)
         self._connections = {}      # task -> its StreamWriter
+        self._transports = set()    # every open connection, its coroutine started or not
 
     async def start(self):
-        self._server = await asyncio.start_server(self._echo, sock=self.socket)
+        self._server = await start_stream_server(self._echo, self.socket, self._transports)
 
     async def _echo(self, reader, writer):
         """Echo one connection until EOF or a connection error."""
@@ -65,23 +66,38 @@ class AsyncioEchoServer(AsyncioServer):
         logger.info("%s left (%s) after %d bytes", peer, reason, echoed)
 
     async def finish(self):
+        stop_accepting(self._server, self.socket)
+        await settle(lambda: len(self._transports))
+        for transport in list(self._transports):
+            transport.abort()
+        # Coroutines of connections made just now may still start: they see the end at once.
+        await settle(lambda: len(self._connections))
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=self.stop_grace)
         self._server.close()
-        tasks = list(self._connections)
-        for writer in self._connections.values():
-            writer.transport.abort()
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.stop_grace)
         logger.info("server stopped")
 
 
 class _DatagramEcho(asyncio.DatagramProtocol):
     """Sends each datagram back to its sender, unchanged."""
 
+    def __init__(self, sock):
+        self.sock = sock    # the bound socket the transport reads: for empty datagrams
+
     def connection_made(self, transport):
         self.transport = transport
 
     def datagram_received(self, data, addr):
-        self.transport.sendto(data, addr)
+        if data:
+            self.transport.sendto(data, addr)
+        else:
+            # An empty datagram is a datagram too (RFC 862 echoes it), but the transport's
+            # sendto() drops empty data before 3.13; the socket itself sends it.
+            try:
+                self.sock.sendto(data, addr)
+            except OSError as exc:
+                self.error_received(exc)
+                return
         logger.debug("echoed %d bytes to %s", len(data), _format_address(addr))
 
     def error_received(self, exc):
@@ -95,7 +111,7 @@ class AsyncioUDPEchoServer(AsyncioServer):
 
     async def start(self):
         self._transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            _DatagramEcho, sock=self.socket)
+            lambda: _DatagramEcho(self.socket), sock=self.socket)
 
     async def finish(self):
         self._transport.close()

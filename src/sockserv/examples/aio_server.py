@@ -31,7 +31,7 @@ import os
 import socket
 import threading
 
-__all__ = ["AsyncioServer", "bind"]
+__all__ = ["AsyncioServer", "bind", "settle", "start_stream_server", "stop_accepting"]
 
 
 def bind(address, *, udp=False, reuse_address=None, backlog=128):
@@ -51,6 +51,67 @@ def bind(address, *, udp=False, reuse_address=None, backlog=128):
         sock.close()
         raise
     return sock
+
+
+def stop_accepting(server, sock):
+    """Accept no more connections on sock, served by the asyncio Server server.
+
+    Not server.close() yet: a connection accepted by the same loop turn is still being set
+    up, and once the server is closed that set-up fails (CPython 3.10-3.12 log "Error on
+    transport creation" and leave the accepted socket open until garbage collection).  So
+    first stop reading the listening socket (selector loops), let the loop finish what was
+    accepted, and close the server last.  Where the loop has no remove_reader() (Windows'
+    proactor loop), close at once.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        loop.remove_reader(sock.fileno())
+    except NotImplementedError:
+        server.close()
+
+
+async def settle(count, turns=10, most=100):
+    """Let the loop run until count() has not changed for turns turns (at most most turns).
+
+    After the listening server is closed, connections already accepted are still on their
+    way to their coroutine (accept, transport, protocol, task: a loop turn each); a stop that
+    looked at the connections at once would miss them, and they would be left open.
+    """
+    last, still = count(), 0
+    for _ in range(most):
+        await asyncio.sleep(0)
+        now = count()
+        still = still + 1 if now == last else 0
+        if still >= turns:
+            return
+        last = now
+
+
+class _TrackedStreamProtocol(asyncio.StreamReaderProtocol):
+    """asyncio's stream protocol, which also keeps its transport in a set while connected."""
+
+    def __init__(self, client_connected, transports):
+        super().__init__(asyncio.StreamReader(), client_connected)
+        self._tracked = transports
+        self._tracked_transport = None
+
+    def connection_made(self, transport):
+        self._tracked_transport = transport
+        self._tracked.add(transport)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc):
+        self._tracked.discard(self._tracked_transport)
+        super().connection_lost(exc)
+
+
+async def start_stream_server(client_connected, sock, transports):
+    """asyncio.start_server(client_connected, sock=sock), keeping every open transport in
+    the set transports: from the moment a connection is made, before its coroutine runs,
+    so that a stop can end connections whose coroutine has not started yet."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: _TrackedStreamProtocol(client_connected, transports), sock=sock)
 
 
 class AsyncioServer:
