@@ -27,19 +27,24 @@ import time
 import pytest
 from subprocesses import end, wait_or_dump
 
-from sockserv.examples import cli
+from sockserv.examples import cli, engines
 
 HOST = "127.0.0.1"
 TIMEOUT = 5.0
 #: A server that has not exited this long after a signal is hung.
 HANG = 5.0
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "command-line.md"
-IMPLS = ["stdlib", "sockserv"]
+#: Every engine (engines.NAMES, the one list).
+IMPLS = list(engines.NAMES)
 POSIX_ONLY = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 SIGNALS = [pytest.param(signal.SIGINT, id="SIGINT"), pytest.param(signal.SIGTERM, id="SIGTERM")]
-MODES = ["sync", "threading",
-         pytest.param("forking", marks=pytest.mark.skipif(not hasattr(os, "fork"),
-                                                          reason="needs os.fork()"))]
+_FORKING = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
+#: (impl, mode): each threaded engine in each --mode, and asyncio, which takes no --mode.
+ENGINE_MODES = [pytest.param(name, mode, marks=[_FORKING] if mode == "forking" else [],
+                             id=f"{name}-{mode}")
+                for name in engines.THREADED for mode in ("sync", "threading", "forking")]
+ENGINE_MODES += [pytest.param(name, None, id=name) for name in engines.NAMES
+                 if name not in engines.THREADED]
 LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
 
@@ -163,10 +168,10 @@ def echo_round_trip(port, payload=b"hello \x00\xff\n"):
 
 @POSIX_ONLY
 @pytest.mark.parametrize("signum", SIGNALS)
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(("impl", "mode"), ENGINE_MODES)
 def test_echo_stops_on_signal_with_clients_connected(impl, mode, signum):
-    with command("echo", "--port", "0", "--impl", impl, "--mode", mode) as cmd:
+    mode_option = ["--mode", mode] if mode else []
+    with command("echo", "--port", "0", "--impl", impl, *mode_option) as cmd:
         port = cmd.listening()
         echo_round_trip(port)
         with connect(port) as busy, connect(port) as idle:
@@ -402,6 +407,8 @@ BAD_OPTIONS = [
     ["echo", "--port", "http"],
     ["echo", "--mode", "async"],
     ["echo", "--impl", "twisted"],
+    ["echo", "--impl", "asyncio", "--mode", "sync"],
+    ["echo", "--impl", "asyncio", "--mode", "threading"],
     ["echo", "--bogus"],
     ["echo", "extra"],
     ["chat", "--max-line", "0"],
@@ -443,7 +450,7 @@ def test_good_values_at_the_limits_are_accepted():
     assert (args.port, args.max_line, args.idle_timeout, args.verbose) == (65535, 1, 0.5, 2)
     args = parser.parse_args(["echo"])
     assert (args.host, args.port, args.impl, args.mode, args.udp) == (
-        "127.0.0.1", 9998, "sockserv", "threading", False)
+        "127.0.0.1", 9998, "sockserv", None, False)     # None: threading, or asyncio's loop
     args = parser.parse_args(["chat"])
     assert (args.host, args.port, args.max_line, args.idle_timeout) == (
         "127.0.0.1", 9999, 4096, 300.0)

@@ -20,7 +20,7 @@ import pytest
 from subprocesses import end, wait_or_dump
 
 import sockserv
-from sockserv.examples import chat, client, echo
+from sockserv.examples import chat, client, echo, engines
 
 HOST = "127.0.0.1"
 TIMEOUT = 5.0
@@ -253,10 +253,9 @@ def test_ctrl_c_ends_the_client_with_status_0():
 # -- with the chat server -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("impl", ["stdlib", "sockserv"])
+@pytest.mark.parametrize("impl", engines.NAMES)
 def test_a_chat_session(impl):
-    module = __import__("socketserver") if impl == "stdlib" else sockserv
-    with running(chat.make_server((HOST, 0), impl=module)) as port, \
+    with running(engines.chat_server(impl, (HOST, 0))) as port, \
             client_process(port) as proc:
         welcome = proc.read_line()
         assert welcome.startswith("* welcome ")
