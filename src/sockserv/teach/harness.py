@@ -278,3 +278,87 @@ def recording_errors(server_class):
     Recording.__doc__ = (f"{server_class.__name__} whose handle_error() records "
                          f"(client_address, exception) in self.errors.")
     return Recording
+
+
+# -- watched connections (lessons 01 and 06) -------------------------------------
+#
+# The mistake lessons 01 and 06 are about, a loop that ignores recv() == b'',
+# never blocks again once the client has gone: it spins, and no thread can stop
+# another from the outside.  So the checks hand the learner's handler a watched
+# connection, which counts the empty reads itself and raises once there are
+# clearly too many.
+
+#: Empty reads allowed on one watched connection.  A correct loop needs one; a
+#: few more are harmless (a helper that looks twice); a spinning loop makes
+#: millions, so any small bound tells the two apart without timing anything.
+MAX_EMPTY_READS = 20
+
+
+class ReadAfterEOF(Exception):
+    """The code under check kept reading a connection that had ended.
+
+    Deliberately not an OSError: code that catches socket errors to carry
+    on must not swallow it and go back to spinning.  (Code that catches
+    every Exception does swallow it; the watched connection remembers that
+    it raised, so the check reports the spin anyway.)
+    """
+
+
+class WatchedConnection(socket.socket):
+    """A connected socket that refuses to be read in a busy loop after EOF.
+
+    Methods for the caller:
+
+    - watching(conn, timeout, max_piece=None): a class method that moves an
+      accepted connection into a new watched connection (conn is left
+      detached, its fd closed by closing the watched one).
+
+    Attributes: ``max_piece``, if set, the most bytes one read returns (a
+    real network may cut a stream anywhere; this makes the cut certain);
+    ``empty_reads``, how many reads returned nothing; ``spun``, True once a
+    read went past MAX_EMPTY_READS and raised ReadAfterEOF.
+
+    ``recv`` and ``recv_into`` (which ``makefile()`` files use) are watched;
+    a subclass may watch more (lesson 06 cuts sends too).
+    """
+
+    max_piece = None
+    empty_reads = 0
+    spun = False
+
+    @classmethod
+    def watching(cls, conn, timeout, max_piece=None):
+        """Move accepted connection conn into a new cls with timeout and max_piece."""
+        watched = cls(conn.family, conn.type, conn.proto, fileno=conn.detach())
+        watched.settimeout(timeout)
+        watched.max_piece = max_piece
+        return watched
+
+    def recv(self, bufsize, *flags):
+        """Like socket.recv, at most max_piece bytes, counting the b'' results."""
+        if self.max_piece:
+            bufsize = min(bufsize, self.max_piece)
+        data = super().recv(bufsize, *flags)
+        if not data and bufsize:
+            self._note_empty_read()
+        return data
+
+    def recv_into(self, buffer, nbytes=0, *flags):
+        """Like socket.recv_into, at most max_piece bytes, counting empty reads."""
+        wanted = nbytes or len(buffer)
+        if self.max_piece:
+            wanted = min(wanted, self.max_piece)
+        count = super().recv_into(buffer, wanted, *flags)
+        if not count and wanted:
+            self._note_empty_read()
+        return count
+
+    def _note_empty_read(self):
+        """Allow a few empty reads; after that the caller is spinning."""
+        self.empty_reads += 1
+        if self.empty_reads > MAX_EMPTY_READS:
+            self.spun = True
+            raise ReadAfterEOF(f"recv() returned b'' {self.empty_reads} times")
+
+
+__all__ += ["MAX_EMPTY_READS", "ReadAfterEOF", "WatchedConnection"]
