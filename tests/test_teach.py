@@ -36,6 +36,10 @@ def test_traced_server_records_every_hook_in_order(impl, server_name):
     handler_class = trace.traced(echo_line_handler(impl), recorder)
     with serving.serving(server_class(("127.0.0.1", 0), handler_class)) as server:
         assert one_round_trip(server.server_address) == b"ping\n"
+        # The reply ends at shutdown_request(); under the threading mix-in the
+        # handler's thread calls close_request() after that, while this thread
+        # would go on to server_close(): wait for it (bounded) to fix the order.
+        assert recorder.wait_for("server.close_request", timeout=10)
     assert recorder.events == [
         "server.server_bind", "server.server_activate", "server.get_request",
         "server.verify_request", "server.process_request", "server.finish_request",
@@ -66,6 +70,18 @@ def test_recorder_is_thread_safe_and_prints_numbered_lines(capsys):
     recorder.record("server.get_request")
     recorder.print()
     assert capsys.readouterr().out == " 1. server.get_request\n"
+
+
+def test_recorder_wait_for_returns_once_another_thread_records_the_event():
+    recorder = trace.Recorder()
+    assert not recorder.wait_for("handler.finish", timeout=0.01)
+    recorder.record("handler.setup")
+    assert not recorder.wait_for("handler.finish", timeout=0.01)  # another event is not it
+    thread = threading.Thread(target=recorder.record, args=("handler.finish",))
+    thread.start()
+    assert recorder.wait_for("handler.finish", timeout=10)
+    thread.join(timeout=10)
+    assert recorder.events == ["handler.setup", "handler.finish"]
 
 
 def test_class_diagrams_of_both_implementations_match():

@@ -54,6 +54,8 @@ class Recorder:
 
     def __init__(self):
         self._lock = threading.Lock()
+        # Notified on every new step, so that wait_for() needs no polling.
+        self._changed = threading.Condition(self._lock)
         self._steps = []
         self._threads = {}   # thread ident -> small number, in order of appearance
         self._pending = {}   # thread number -> frame calls not yet noted
@@ -67,6 +69,7 @@ class Recorder:
         for pending in self._pending.pop(thread, ()):
             self._steps.append(Step("call", pending, thread, True))
         self._steps.append(Step(kind, event, thread, frame))
+        self._changed.notify_all()
 
     def record(self, event):
         """Append one point event, such as "client.connect" (from any thread)."""
@@ -86,12 +89,28 @@ class Recorder:
         with self._lock:
             self._note("return", event, frame)
 
+    def _events(self):
+        # Called with the lock held.
+        return [step.event for step in self._steps
+                if step.kind != "return" and not step.frame]
+
     @property
     def events(self):
         """The hooks called and the point events so far, oldest first (no frames, no returns)."""
         with self._lock:
-            return [step.event for step in self._steps
-                    if step.kind != "return" and not step.frame]
+            return self._events()
+
+    def wait_for(self, event, timeout):
+        """Wait until ``event`` is in ``events`` (at most ``timeout`` seconds); True if it is.
+
+        For a hook that runs in another thread after the moment the caller
+        can observe: under the threading mix-in a client sees the end of its
+        reply at shutdown_request(), while close_request() is still to come
+        in the handler's thread.  Waiting for it before shutting the server
+        down keeps the recorded order the same on every run.
+        """
+        with self._changed:
+            return self._changed.wait_for(lambda: event in self._events(), timeout)
 
     @property
     def timeline(self):
