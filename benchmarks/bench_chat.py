@@ -169,10 +169,9 @@ def flood(port, pid, megabytes=64):
 
 def serve(impl_name, max_clients):
     """Child process: run a chat server, print its port, stop when stdin closes."""
-    impl = __import__("socketserver" if impl_name == "stdlib" else "sockserv")
-    from sockserv.examples.chat import make_server
+    from sockserv.examples import engines
 
-    server = make_server((HOST, 0), impl=impl, max_clients=max_clients)
+    server = engines.chat_server(impl_name, (HOST, 0), max_clients=max_clients)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               name="chat serve")
     thread.start()
@@ -225,6 +224,12 @@ def bench(impl_name, clients_wanted, messages, cap):
         figures["held"] = held
         figures["ramp_seconds"] = time.monotonic() - ramp_started
         figures["held_why"] = why
+        # One message to every client held: the scale figure ("to all of them within 2 s").
+        try:
+            samples = [clients.broadcast(f"to all {number}".encode()) for number in range(5)]
+            figures["fanout_at_max"] = statistics.median(samples)
+        except Failed:
+            figures["fanout_at_max"] = float("nan")     # the server no longer serves them all
         figures["rss_per_client_at_max"] = (proc_status(child.pid, "VmRSS") - before) / held
     finally:
         if clients is not None:
@@ -269,7 +274,8 @@ def main():
                         help="implementations to measure, in this order (the side-by-side "
                              "table needs both; the first measured has been seen to run slower "
                              "on a busy machine: swap them to check)")
-    parser.add_argument("--serve", choices=["stdlib", "sockserv"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["stdlib", "sockserv", "asyncio"],
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.cap)

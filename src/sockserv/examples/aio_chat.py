@@ -90,8 +90,8 @@ class LoopOutbox:
 
     def put(self, data):
         """Queue data; return False if this put overflowed the limit."""
-        if self._closed or self._dead:
-            return True
+        if self._closed or self._dead or self._transport.is_closing():
+            return True     # leaving: its coroutine deregisters it at its next turn
         pending = self._transport.get_write_buffer_size()
         # As Outbox: an empty queue takes any one chunk, then the limit holds.
         if pending and pending + len(data) > self._limit:
