@@ -90,6 +90,19 @@ def test_a_too_long_chat_line_drops_only_its_sender(engine):
             assert harness.talk(address, b"still serving\n") == b""
 
 
+@pytest.mark.parametrize("service", lesson10.SERVICES)
+def test_asyncio_shutdown_ends_even_with_a_client_that_never_reads(service):
+    server = lesson10.make_server("asyncio", service)
+    server.grace = 0.2
+    server.send_buffer = 4096
+    with harness.connect(server.server_address) as idle:
+        idle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        with harness.serving(server, stop_timeout=harness.STOP_TIMEOUT):
+            if service == "echo":  # a backlog the client never reads, then the stop
+                idle.sendall(b"x" * 200_000)
+        assert not server.writers
+
+
 def test_served_children_report_memory_and_rates():
     with lesson10.served("asyncio", "echo") as (address, pid):
         assert lesson10.echo_rate(address, 2, seconds=0.05) > 0

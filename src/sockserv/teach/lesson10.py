@@ -287,6 +287,9 @@ class AsyncioServer:
     #: to megabytes on Linux); a check makes it small so a backlog shows soon.
     send_buffer = None
 
+    #: Seconds shutdown() lets clients take what is buffered for them.
+    grace = 1.0
+
     def __init__(self, server_address):
         self.socket = socket.create_server(server_address, backlog=BACKLOG)
         self.server_address = self.socket.getsockname()
@@ -302,15 +305,19 @@ class AsyncioServer:
         server = await asyncio.start_server(self._client, sock=self.socket,
                                             limit=MAX_LINE, backlog=BACKLOG)
         self._started.set()
-        async with server:
-            await self._stop.wait()
-            server.close()
-            for writer in list(self.writers):
-                writer.close()
-            await server.wait_closed()
-        # let the handlers see their connections closed and finish
-        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._stop.wait()
+        server.close()  # no new clients; the connected ones stay connected
+        for writer in list(self.writers):
+            writer.close()  # sends what is buffered first, then closes
+        # close() waits for a client to take its backlog: one that never reads
+        # would keep us here for ever, so after a grace period we abort().
+        handlers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        if handlers:
+            await asyncio.wait(handlers, timeout=self.grace)
+        for writer in list(self.writers):
+            writer.transport.abort()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
 
     async def _client(self, reader, writer):
         if self.send_buffer is not None:
@@ -722,7 +729,7 @@ def check_flush(flush):
             if not outbox:
                 break
             check(selector.select(CLIENT_TIMEOUT),
-                  "the socket never became writable again: did flush() leave the outbox alone.")
+                  f"the socket did not become writable again within {CLIENT_TIMEOUT:g} s after flush().")
             before = len(outbox)
             try:
                 harness.run_bounded(flush, sender, outbox, timeout=CLIENT_TIMEOUT,
