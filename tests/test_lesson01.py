@@ -14,44 +14,14 @@ import threading
 
 import pytest
 
+from lesson_checks import accepted_pair, fails_with, passes
 from sockserv.teach import lesson01
-from sockserv.teach.checks import ExerciseFailed
-from sockserv.teach.harness import IMPLEMENTATIONS, LOCALHOST
+from sockserv.teach.harness import IMPLEMENTATIONS, MAX_EMPTY_READS
 
 IMPLS = [pytest.param(impl, id=label) for label, impl in IMPLEMENTATIONS.items()]
 
 
-def fails_with(call, *args):
-    """Run a check that must fail; return its message, checked to be one sentence."""
-    with pytest.raises(ExerciseFailed) as failure:
-        call(*args)
-    message = str(failure.value)
-    assert "\n" not in message and message.endswith("."), message
-    assert message.replace("...", "").count(". ") == 0, message  # "..." is the placeholder
-    assert "Traceback" not in message, message
-    return message
-
-
-def passes(call, arg, capsys):
-    """Run a check that must pass; return the one line it printed."""
-    call(arg)
-    out = capsys.readouterr().out
-    assert out.startswith("Check passed: ") and out.count("\n") == 1, out
-    return out
-
-
 # -- the watched connection -------------------------------------------------
-
-
-def accepted_pair():
-    """(client, server-side connection) on 127.0.0.1; the caller closes both."""
-    with socket.socket() as listener:
-        listener.bind(LOCALHOST)
-        listener.listen()
-        listener.settimeout(5)
-        client = socket.create_connection(listener.getsockname(), timeout=5)
-        conn, _ = listener.accept()
-    return client, conn
 
 
 def test_watched_socket_allows_a_few_empty_reads_then_raises():
@@ -67,7 +37,7 @@ def test_watched_socket_allows_a_few_empty_reads_then_raises():
         # Both ways of reading count, up to the limit, without raising.
         assert watched.recv(1024) == b""
         buffer = bytearray(8)
-        for _ in range(lesson01.MAX_EMPTY_READS - 1):
+        for _ in range(MAX_EMPTY_READS - 1):
             assert watched.recv_into(buffer) == 0
         assert not watched.spun
         with pytest.raises(lesson01.ReadAfterEOF):
@@ -231,7 +201,7 @@ def sturdy_placeholder(listener, clients):
 
 @pytest.mark.parametrize("solution", [sturdy_solution, sturdy_with_finally])
 def test_sturdy_echo_solutions_pass(solution, capsys):
-    out = passes(lesson01.check_sturdy_echo, solution, capsys)
+    out = passes(lesson01.check_sturdy_echo, solution, capsys=capsys)
     assert "returned the second client's ConnectionResetError" in out
 
 
@@ -362,7 +332,7 @@ def upper_handlers(impl):
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name", ["solution", "read all first"])
 def test_upper_echo_solutions_pass(impl, name, capsys):
-    out = passes(lesson01.check_upper_echo, upper_handlers(impl)[name], capsys)
+    out = passes(lesson01.check_upper_echo, upper_handlers(impl)[name], capsys=capsys)
     assert "on stdlib and on sockserv" in out
 
 
@@ -542,7 +512,7 @@ def counting_handlers(impl):
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_byte_counts_solution_passes(impl, capsys):
-    out = passes(lesson01.check_byte_counts, counting_handlers(impl)["solution"], capsys)
+    out = passes(lesson01.check_byte_counts, counting_handlers(impl)["solution"], capsys=capsys)
     assert "[0, 5, 3000]" in out
 
 

@@ -12,38 +12,12 @@ import threading
 
 import pytest
 
+from lesson_checks import BOTH, fails_with, passes, short_bounds_for
 from sockserv.teach import lesson02
-from sockserv.teach.checks import ExerciseFailed
 from sockserv.teach.harness import IMPLEMENTATIONS
 
-BOTH = pytest.mark.parametrize("impl", list(IMPLEMENTATIONS.values()),
-                               ids=list(IMPLEMENTATIONS))
 stdlib, sockserv = IMPLEMENTATIONS["stdlib"], IMPLEMENTATIONS["sockserv"]
-
-
-def fails_with(check, *answer, words):
-    """Run check on a wrong answer; return its message after checking its shape."""
-    with pytest.raises(ExerciseFailed) as caught:
-        check(*answer)
-    message = str(caught.value)
-    assert words in message, message
-    assert "\n" not in message and message.endswith("."), message
-    assert not re.search(r"\.\s+[A-Z]", message), message
-    return message
-
-
-def passes(check, *answer, capsys):
-    check(*answer)
-    out = capsys.readouterr().out
-    assert out.startswith("Check passed:") and out.count("\n") == 1, out
-    return out
-
-
-@pytest.fixture
-def short_bounds(monkeypatch):
-    """Bounds short enough that a hang is reported quickly in a test."""
-    monkeypatch.setattr(lesson02, "CLIENT_TIMEOUT", 0.5)
-    monkeypatch.setattr(lesson02, "STOP_TIMEOUT", 0.5)
+short_bounds = short_bounds_for(lesson02, client=0.5, stop=0.5)
 
 
 # -- the version facts the lesson prints around ---------------------------------------

@@ -2,45 +2,17 @@
 implementations, and fail each plausible wrong answer with one sentence that
 says what is wrong, within a bound."""
 
-import re
 import threading
 
 import pytest
 
+from lesson_checks import BOTH, fails_with, passes, short_bounds_for
 from sockserv.teach import lesson03
 from sockserv.teach.checks import ExerciseFailed
 from sockserv.teach.harness import IMPLEMENTATIONS
 
-BOTH = pytest.mark.parametrize("impl", list(IMPLEMENTATIONS.values()),
-                               ids=list(IMPLEMENTATIONS))
 stdlib, sockserv = IMPLEMENTATIONS["stdlib"], IMPLEMENTATIONS["sockserv"]
-
-
-def fails_with(check, answer, words):
-    """Run check on a wrong answer; return its message after checking its shape."""
-    with pytest.raises(ExerciseFailed) as caught:
-        check(answer)
-    message = str(caught.value)
-    assert words in message, message
-    # One sentence: one line, ending with a period, no second sentence after it.
-    assert "\n" not in message
-    assert message.endswith(".")
-    assert not re.search(r"\.\s+[A-Z]", message), message
-    return message
-
-
-def passes(check, answer, capsys):
-    check(answer)
-    out = capsys.readouterr().out
-    assert out.startswith("Check passed:") and out.count("\n") == 1, out
-    return out
-
-
-@pytest.fixture
-def short_bounds(monkeypatch):
-    """Bounds short enough that a hang is reported quickly in a test."""
-    monkeypatch.setattr(lesson03, "CLIENT_TIMEOUT", 0.5)
-    monkeypatch.setattr(lesson03, "STOP_TIMEOUT", 0.5)
+short_bounds = short_bounds_for(lesson03, client=0.5, stop=0.5)
 
 
 # -- exercise 1: greeter -----------------------------------------------------------
@@ -80,7 +52,7 @@ def greeter(impl, greet_in="setup", bye_in="finish", super_setup=True,
 
 @BOTH
 def test_greeter_solution_passes(impl, capsys):
-    passes(lesson03.check_greeter, greeter(impl), capsys)
+    passes(lesson03.check_greeter, greeter(impl), capsys=capsys)
 
 
 def test_greeter_starter_fails():
@@ -88,23 +60,23 @@ def test_greeter_starter_fails():
         def handle(self):
             self.wfile.write(self.rfile.readline().upper())
 
-    message = fails_with(lesson03.check_greeter, Starter, "the client received b'ABC\\n'")
+    message = fails_with(lesson03.check_greeter, Starter, words="the client received b'ABC\\n'")
     assert "expected b'hello\\nABC\\nbye\\n'" in message
 
 
 def test_greeter_goodbye_in_handle_fails():
     fails_with(lesson03.check_greeter, greeter(sockserv, bye_in="handle"),
-               "without the goodbye")
+               words="without the goodbye")
 
 
 def test_greeter_greeting_in_handle_fails():
     fails_with(lesson03.check_greeter, greeter(sockserv, greet_in="handle"),
-               "without the greeting")
+               words="without the greeting")
 
 
 def test_greeter_without_super_setup_fails():
     fails_with(lesson03.check_greeter, greeter(stdlib, super_setup=False),
-               "super().setup(), which creates rfile and wfile")
+               words="super().setup(), which creates rfile and wfile")
 
 
 @BOTH
@@ -112,13 +84,13 @@ def test_greeter_goodbye_after_super_finish_fails(impl):
     # On an unbuffered wfile the late write still reaches the client (neither
     # implementation's writer looks at `closed`): only the buffered copy shows it.
     fails_with(lesson03.check_greeter, greeter(impl, super_finish="before"),
-               "write the goodbye before calling super().finish()")
+               words="write the goodbye before calling super().finish()")
 
 
 @BOTH
 def test_greeter_without_super_finish_fails(impl):
     fails_with(lesson03.check_greeter, greeter(impl, super_finish="never"),
-               "finish() left wfile open: call super().finish()")
+               words="finish() left wfile open: call super().finish()")
 
 
 def test_greeter_that_calls_finish_from_handle_fails():
@@ -135,7 +107,8 @@ def test_greeter_that_calls_finish_from_handle_fails():
             self.wfile.write(b"bye\n")
             super().finish()
 
-    fails_with(lesson03.check_greeter, FinishesTwice, "received b'hello\\nABC\\nbye\\nbye\\n'")
+    fails_with(lesson03.check_greeter, FinishesTwice,
+               words="received b'hello\\nABC\\nbye\\nbye\\n'")
 
 
 def test_greeter_with_a_placeholder_is_told_to_fill_it_in():
@@ -143,7 +116,7 @@ def test_greeter_with_a_placeholder_is_told_to_fill_it_in():
         def setup(self):
             ...
 
-    message = fails_with(lesson03.check_greeter, Unfinished, "fill in the ...")
+    message = fails_with(lesson03.check_greeter, Unfinished, words="fill in the ...")
     assert message == "fill in the ... in Unfinished first."
 
 
@@ -196,7 +169,7 @@ def limited_server(impl, counter="self", off_by_one=False):
 
 @BOTH
 def test_limited_server_solution_passes(impl, capsys):
-    passes(lesson03.check_limited_server, limited_server(impl), capsys)
+    passes(lesson03.check_limited_server, limited_server(impl), capsys=capsys)
 
 
 def test_limited_server_with_a_class_default_and_an_own_count_passes(capsys):
@@ -210,14 +183,14 @@ def test_limited_server_with_a_class_default_and_an_own_count_passes(capsys):
             self.accepted += 1
             return self.accepted <= self.limit
 
-    passes(lesson03.check_limited_server, ClassDefault, capsys)
-    passes(lesson03.check_limited_server, ClassDefault, capsys)
+    passes(lesson03.check_limited_server, ClassDefault, capsys=capsys)
+    passes(lesson03.check_limited_server, ClassDefault, capsys=capsys)
 
 
 def test_limited_server_solution_passes_twice(capsys):
     server_class = limited_server(sockserv)
-    passes(lesson03.check_limited_server, server_class, capsys)
-    passes(lesson03.check_limited_server, server_class, capsys)
+    passes(lesson03.check_limited_server, server_class, capsys=capsys)
+    passes(lesson03.check_limited_server, server_class, capsys=capsys)
 
 
 def test_limited_server_with_a_larger_limit_passes(capsys):
@@ -225,7 +198,7 @@ def test_limited_server_with_a_larger_limit_passes(capsys):
         limit = 4
 
     assert "the first 4 connections" in passes(lesson03.check_limited_server,
-                                               FourServer, capsys)
+                                               FourServer, capsys=capsys)
 
 
 def test_limited_server_starter_fails():
@@ -236,12 +209,12 @@ def test_limited_server_starter_fails():
             return True
 
     fails_with(lesson03.check_limited_server, Starter,
-               "verify_request() returned [True, True, True, True]")
+               words="verify_request() returned [True, True, True, True]")
 
 
 def test_limited_server_off_by_one_fails():
     fails_with(lesson03.check_limited_server, limited_server(sockserv, off_by_one=True),
-               "returned [True, False, False, False]")
+               words="returned [True, False, False, False]")
 
 
 @pytest.mark.parametrize("counter", ["class", "global"])
@@ -249,14 +222,14 @@ def test_limited_server_with_a_count_shared_by_every_server_fails(counter):
     # On a fresh class the first server passes; the second server running at the
     # same time shows that the count is shared.
     fails_with(lesson03.check_limited_server, limited_server(stdlib, counter=counter),
-               "each server needs its own count")
+               words="each server needs its own count")
 
 
 def test_limited_server_with_a_class_count_left_from_before_fails():
     server_class = limited_server(sockserv, counter="class")
     server_class.accepted = 5  # what an earlier run of the check leaves behind
     fails_with(lesson03.check_limited_server, server_class,
-               "the count must start at 0 for every new server")
+               words="the count must start at 0 for every new server")
 
 
 def test_limited_server_without_a_counter_fails():
@@ -268,7 +241,7 @@ def test_limited_server_without_a_counter_fails():
             return self.accepted <= self.limit
 
     fails_with(lesson03.check_limited_server, NoCounter,
-               "verify_request() raised AttributeError")
+               words="verify_request() raised AttributeError")
 
 
 def test_limited_server_refusing_outside_verify_request_fails():
@@ -284,12 +257,12 @@ def test_limited_server_refusing_outside_verify_request_fails():
                 self.shutdown_request(request)
 
     fails_with(lesson03.check_limited_server, RefusesInProcessRequest,
-               "verify_request() returned [True, True, True, True]")
+               words="verify_request() returned [True, True, True, True]")
 
 
 def test_limited_server_without_limit_fails():
     fails_with(lesson03.check_limited_server, sockserv.TCPServer,
-               "needs a class attribute limit")
+               words="needs a class attribute limit")
 
 
 def test_limited_server_whose_constructor_fails_is_reported():
@@ -301,7 +274,7 @@ def test_limited_server_whose_constructor_fails_is_reported():
             super().__init__(address)  # forgot the handler
 
     fails_with(lesson03.check_limited_server, BrokenInit,
-               "creating a BrokenInit raised TypeError")
+               words="creating a BrokenInit raised TypeError")
 
 
 def test_limited_server_whose_verify_request_never_returns_fails(short_bounds):
@@ -351,7 +324,7 @@ def patient_server(impl, count_timeout=False, reset_flag=True):
 
 @BOTH
 def test_patient_server_solution_passes(impl, capsys):
-    passes(lesson03.check_patient_server, patient_server(impl), capsys)
+    passes(lesson03.check_patient_server, patient_server(impl), capsys=capsys)
 
 
 def test_patient_server_starter_fails():
@@ -363,17 +336,17 @@ def test_patient_server_starter_fails():
             return 1
 
     fails_with(lesson03.check_patient_server, Starter,
-               "call 1 of serve_until_quiet() returned 1 with 3 clients waiting")
+               words="call 1 of serve_until_quiet() returned 1 with 3 clients waiting")
 
 
 def test_patient_server_counting_the_timeout_fails():
     fails_with(lesson03.check_patient_server, patient_server(sockserv, count_timeout=True),
-               "returned 4 with 3 clients waiting, expected 3 (a timeout is not a request)")
+               words="returned 4 with 3 clients waiting, expected 3 (a timeout is not a request)")
 
 
 def test_patient_server_that_never_resets_its_flag_fails():
     fails_with(lesson03.check_patient_server, patient_server(stdlib, reset_flag=False),
-               "call 3 of serve_until_quiet() returned 0 with 2 clients waiting")
+               words="call 3 of serve_until_quiet() returned 0 with 2 clients waiting")
 
 
 def test_patient_server_without_timeout_fails():
@@ -381,7 +354,7 @@ def test_patient_server_without_timeout_fails():
         def serve_until_quiet(self):
             return 0
 
-    fails_with(lesson03.check_patient_server, NoTimeout, "NoTimeout.timeout is None")
+    fails_with(lesson03.check_patient_server, NoTimeout, words="NoTimeout.timeout is None")
 
 
 @BOTH
@@ -397,7 +370,7 @@ def test_patient_server_that_never_stops_fails_instead_of_hanging(impl, short_bo
                 handled += 1
 
     fails_with(lesson03.check_patient_server, NeverStops,
-               "stop the loop as soon as handle_timeout() has been called")
+               words="stop the loop as soon as handle_timeout() has been called")
 
 
 def test_patient_server_that_raises_fails():
@@ -408,7 +381,7 @@ def test_patient_server_that_raises_fails():
             return self.handled
 
     fails_with(lesson03.check_patient_server, Raises,
-               "serve_until_quiet() raised AttributeError")
+               words="serve_until_quiet() raised AttributeError")
 
 
 def test_patient_server_with_a_placeholder_is_told_to_fill_it_in():
@@ -419,4 +392,4 @@ def test_patient_server_with_a_placeholder_is_told_to_fill_it_in():
             ...
 
     fails_with(lesson03.check_patient_server, Unfinished,
-               "fill in the ... in Unfinished first.")
+               words="fill in the ... in Unfinished first.")

@@ -19,35 +19,12 @@ import warnings
 
 import pytest
 
+from lesson_checks import fails_with, passes, short_bounds_for
 from sockserv.teach import lesson04
-from sockserv.teach.checks import ExerciseFailed
 
 NEEDS_FORK = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
-
-
-def fails_with(check, answer, words):
-    """Run check on a wrong answer; return its message after checking its shape."""
-    with pytest.raises(ExerciseFailed) as caught:
-        check(answer)
-    message = str(caught.value)
-    assert words in message, message
-    assert "\n" not in message and message.endswith("."), message
-    assert not re.search(r"\.\s+[A-Z]", message), message
-    return message
-
-
-def passes(check, answer, capsys):
-    check(answer)
-    out = capsys.readouterr().out
-    assert out.startswith("Check passed:") and out.count("\n") == 1, out
-    return out
-
-
-@pytest.fixture
-def short_bounds(monkeypatch):
-    """Bounds short enough that a hang is reported quickly in a test."""
-    monkeypatch.setattr(lesson04, "CLIENT_TIMEOUT", 1.5)  # above the pool check's 2 rounds
-    monkeypatch.setattr(lesson04, "STOP_TIMEOUT", 1.0)
+# The client bound stays above the pool check's 2 rounds.
+short_bounds = short_bounds_for(lesson04, client=1.5, stop=1.0)
 
 
 # -- shared helpers ------------------------------------------------------------------
@@ -172,27 +149,28 @@ class Placeholder(socketserver.BaseRequestHandler):
 
 @pytest.mark.parametrize("handler", [Locked, LockedClassAttribute])
 def test_shared_counter_passes_on_the_solutions(handler, capsys):
-    passes(lesson04.check_shared_counter, handler, capsys)
+    passes(lesson04.check_shared_counter, handler, capsys=capsys)
 
 
 @pytest.mark.parametrize("handler", [Racy, LockMadeInHandle, LockPerHandler,
                                      LockAroundTheWriteOnly])
 def test_shared_counter_fails_on_lost_updates(handler):
     # All five meet in the gap, so it is 4 every time; any loss fails the same way.
-    message = fails_with(lesson04.check_shared_counter, handler, "updates were lost")
+    message = fails_with(lesson04.check_shared_counter, handler, words="updates were lost")
     assert "Lock" not in message and "with " not in message  # never names the answer
 
 
 @pytest.mark.parametrize("handler, calls", [(GapRemoved, "0 times"), (GapTwice, "10 times")])
 def test_shared_counter_wants_one_gap_per_request(handler, calls):
-    fails_with(lesson04.check_shared_counter, handler, f"gap() {calls}")
+    fails_with(lesson04.check_shared_counter, handler, words=f"gap() {calls}")
 
 
 def test_shared_counter_fails_on_the_placeholder_and_on_wrong_types():
-    fails_with(lesson04.check_shared_counter, Placeholder, "fill in the ... in Placeholder first")
+    fails_with(lesson04.check_shared_counter, Placeholder,
+               words="fill in the ... in Placeholder first")
     fails_with(lesson04.check_shared_counter, "Locked",
-               "pass the handler class itself")
-    fails_with(lesson04.check_shared_counter, int, "should be a request handler class")
+               words="pass the handler class itself")
+    fails_with(lesson04.check_shared_counter, int, words="should be a request handler class")
 
 
 def test_shared_counter_reports_a_handler_that_never_returns(short_bounds):
@@ -203,7 +181,7 @@ def test_shared_counter_reports_a_handler_that_never_returns(short_bounds):
             release.wait(10)  # a lock that is never released, in effect
 
     try:
-        fails_with(lesson04.check_shared_counter, Stuck, "a client was still waiting")
+        fails_with(lesson04.check_shared_counter, Stuck, words="a client was still waiting")
     finally:
         release.set()
 
@@ -214,7 +192,7 @@ def test_shared_counter_reports_a_handler_error():
             self.server.gap()
             raise KeyError("count")
 
-    fails_with(lesson04.check_shared_counter, Raises, "handle() raised KeyError")
+    fails_with(lesson04.check_shared_counter, Raises, words="handle() raised KeyError")
 
 
 # -- exercise 2: a bounded thread pool ---------------------------------------------------
@@ -295,11 +273,11 @@ class PoolOnTheClass(PoolMixIn):
 
 
 def test_pool_mixin_passes_on_the_solution(capsys):
-    passes(lesson04.check_pool_mixin, PoolMixIn, capsys)
+    passes(lesson04.check_pool_mixin, PoolMixIn, capsys=capsys)
 
 
 def test_pool_mixin_fails_on_the_starter_with_fill_in():
-    fails_with(lesson04.check_pool_mixin, StarterPool, "fill in the ... in StarterPool first")
+    fails_with(lesson04.check_pool_mixin, StarterPool, words="fill in the ... in StarterPool first")
 
 
 @pytest.mark.parametrize("mixin, words", [
@@ -317,7 +295,7 @@ def test_pool_mixin_fails_on_the_starter_with_fill_in():
                             "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_pool_mixin_fails_on_a_wrong_mixin(mixin, words, short_bounds):
     try:
-        message = fails_with(lesson04.check_pool_mixin, mixin, words)
+        message = fails_with(lesson04.check_pool_mixin, mixin, words=words)
         assert "submit" not in message and "Executor" not in message  # never names the answer
     finally:
         gc.collect()  # an executor nobody shut down ends its threads when it is collected
@@ -327,8 +305,9 @@ def test_pool_mixin_fails_on_a_wrong_mixin(mixin, words, short_bounds):
 
 
 def test_pool_mixin_refuses_a_server_class_and_an_instance():
-    fails_with(lesson04.check_pool_mixin, socketserver.ThreadingTCPServer, "is a server class")
-    fails_with(lesson04.check_pool_mixin, "PoolMixIn", "pass the mix-in class itself")
+    fails_with(lesson04.check_pool_mixin, socketserver.ThreadingTCPServer,
+               words="is a server class")
+    fails_with(lesson04.check_pool_mixin, "PoolMixIn", words="pass the mix-in class itself")
 
 
 # -- exercise 3: predict a timeline -------------------------------------------------------
@@ -353,12 +332,12 @@ def test_the_expected_answers_are_what_a_server_does(question):
 
 
 def test_timeline_prediction_passes_on_the_solution(capsys):
-    passes(lesson04.check_timeline_prediction, dict(RIGHT), capsys)
+    passes(lesson04.check_timeline_prediction, dict(RIGHT), capsys=capsys)
 
 
 def test_timeline_prediction_fails_on_the_starter_with_fill_in():
     fails_with(lesson04.check_timeline_prediction, dict.fromkeys(RIGHT, ...),
-               "fill in the ... in predicted first")
+               words="fill in the ... in predicted first")
 
 
 @pytest.mark.parametrize("question, wrong", [
@@ -369,15 +348,16 @@ def test_timeline_prediction_fails_on_the_starter_with_fill_in():
 ])
 def test_timeline_prediction_fails_on_a_wrong_prediction(question, wrong):
     message = fails_with(lesson04.check_timeline_prediction, dict(RIGHT, **{question: wrong}),
-                         f"you predicted {wrong} at once for {question!r}")
+                         words=f"you predicted {wrong} at once for {question!r}")
     assert str(RIGHT[question]) not in message.replace(str(wrong), "").replace(
         str(lesson04.TIMELINE_CLIENTS), "").replace("max_children = 2", "")
 
 
 def test_timeline_prediction_refuses_bad_shapes():
-    fails_with(lesson04.check_timeline_prediction, [1, 3, 1, 2], "should be a dict")
+    fails_with(lesson04.check_timeline_prediction, [1, 3, 1, 2], words="should be a dict")
     missing = {q: n for q, n in RIGHT.items() if q != "TCPServer"}
-    fails_with(lesson04.check_timeline_prediction, missing, "no entry for 'TCPServer'")
+    fails_with(lesson04.check_timeline_prediction, missing, words="no entry for 'TCPServer'")
     fails_with(lesson04.check_timeline_prediction, dict(RIGHT, TCPServer=True),
-               "should be a whole number")
-    fails_with(lesson04.check_timeline_prediction, dict(RIGHT, TCPServer=4), "between 1 and 3")
+               words="should be a whole number")
+    fails_with(lesson04.check_timeline_prediction, dict(RIGHT, TCPServer=4),
+               words="between 1 and 3")

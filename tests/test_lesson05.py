@@ -3,47 +3,18 @@ implementations, and fail each plausible wrong answer with one sentence that
 says what is wrong, within a bound."""
 
 import logging
-import re
 import socket
 import sys
 import threading
 
 import pytest
 
+from lesson_checks import BOTH, fails_with, passes, short_bounds_for
 from sockserv.teach import lesson05
-from sockserv.teach.checks import ExerciseFailed
 from sockserv.teach.harness import IMPLEMENTATIONS
 
-BOTH = pytest.mark.parametrize("impl", list(IMPLEMENTATIONS.values()),
-                               ids=list(IMPLEMENTATIONS))
 stdlib, sockserv = IMPLEMENTATIONS["stdlib"], IMPLEMENTATIONS["sockserv"]
-
-
-def fails_with(check, answer, words):
-    """Run check on a wrong answer; return its message after checking its shape."""
-    with pytest.raises(ExerciseFailed) as caught:
-        check(answer)
-    message = str(caught.value)
-    assert words in message, message
-    # One sentence: one line, ending with a period, no second sentence after it.
-    assert "\n" not in message
-    assert message.endswith(".")
-    assert not re.search(r"\.\s+[A-Z]", message), message
-    return message
-
-
-def passes(check, answer, capsys):
-    check(answer)
-    out = capsys.readouterr().out
-    assert out.startswith("Check passed:") and out.count("\n") == 1, out
-    return out
-
-
-@pytest.fixture
-def short_bounds(monkeypatch):
-    """Bounds short enough that a hang is reported quickly in a test."""
-    monkeypatch.setattr(lesson05, "CLIENT_TIMEOUT", 0.5)
-    monkeypatch.setattr(lesson05, "STOP_TIMEOUT", 0.5)
+short_bounds = short_bounds_for(lesson05, client=0.5, stop=0.5)
 
 
 # -- exercise 1: a server that stops itself after `limit` requests -----------------
@@ -89,7 +60,7 @@ def countdown(impl, how="thread", base="TCPServer", limit=3):
 
 @BOTH
 def test_countdown_solution_passes(impl, capsys):
-    passes(lesson05.check_countdown_server, countdown(impl), capsys)
+    passes(lesson05.check_countdown_server, countdown(impl), capsys=capsys)
 
 
 def test_countdown_threading_server_may_call_shutdown_from_its_handler(capsys):
@@ -110,12 +81,12 @@ def test_countdown_threading_server_may_call_shutdown_from_its_handler(capsys):
             if last:
                 self.shutdown()
 
-    passes(lesson05.check_countdown_server, Direct, capsys)
+    passes(lesson05.check_countdown_server, Direct, capsys=capsys)
 
 
 @BOTH
 def test_countdown_shutdown_from_the_serving_thread_is_a_deadlock(impl, short_bounds):
-    fails_with(lesson05.check_countdown_server, countdown(impl, "direct"), "deadlock")
+    fails_with(lesson05.check_countdown_server, countdown(impl, "direct"), words="deadlock")
 
 
 def test_countdown_starter_of_the_notebook_fails_without_hanging(short_bounds):
@@ -133,32 +104,32 @@ def test_countdown_starter_of_the_notebook_fails_without_hanging(short_bounds):
                 self.shutdown()
 
     fails_with(lesson05.check_countdown_server, CountdownServer,
-               "shutdown() was called from the thread that runs serve_forever()")
+               words="shutdown() was called from the thread that runs serve_forever()")
 
 
 @BOTH
 def test_countdown_server_close_does_not_stop_the_loop(impl, short_bounds):
     fails_with(lesson05.check_countdown_server, countdown(impl, "close"),
-               "server_close() was called from inside serve_forever()")
+               words="server_close() was called from inside serve_forever()")
 
 
 def test_countdown_one_request_too_many(short_bounds):
-    fails_with(lesson05.check_countdown_server, countdown(stdlib, "late"), "one too many")
+    fails_with(lesson05.check_countdown_server, countdown(stdlib, "late"), words="one too many")
 
 
 def test_countdown_one_request_too_few(short_bounds):
     fails_with(lesson05.check_countdown_server, countdown(sockserv, "early"),
-               "returned after 2 requests, before request 3")
+               words="returned after 2 requests, before request 3")
 
 
 def test_countdown_count_on_the_handler_never_stops(short_bounds):
     fails_with(lesson05.check_countdown_server, countdown(stdlib, "handler"),
-               "was still running")
+               words="was still running")
 
 
 def test_countdown_hard_coded_limit_fails_with_limit_one(short_bounds):
     message = fails_with(lesson05.check_countdown_server, countdown(stdlib, "three"),
-                         "was still running")
+                         words="was still running")
     assert "limit = 1" in message
 
 
@@ -178,19 +149,21 @@ def test_countdown_shutdown_from_service_actions_is_a_deadlock_too(short_bounds)
             if self.handled == self.limit:
                 self.shutdown()
 
-    fails_with(lesson05.check_countdown_server, FromTheLoop, "deadlock")
+    fails_with(lesson05.check_countdown_server, FromTheLoop, words="deadlock")
 
 
 @pytest.mark.parametrize("check", [lesson05.check_countdown_server, lesson05.check_counting_server,
                                    lesson05.check_restartable_server])
 def test_checks_want_a_server_class(check):
     with stdlib.TCPServer(("127.0.0.1", 0), stdlib.BaseRequestHandler) as instance:
-        fails_with(check, instance, "not 'TCPServer' (no parentheses after it)")
-    fails_with(check, stdlib.StreamRequestHandler, "must be a subclass of socketserver.TCPServer")
+        fails_with(check, instance, words="not 'TCPServer' (no parentheses after it)")
+    fails_with(check, stdlib.StreamRequestHandler,
+               words="must be a subclass of socketserver.TCPServer")
 
 
 def test_countdown_needs_a_limit():
-    fails_with(lesson05.check_countdown_server, stdlib.TCPServer, "needs a class attribute limit")
+    fails_with(lesson05.check_countdown_server, stdlib.TCPServer,
+               words="needs a class attribute limit")
 
 
 # -- exercise 2: an error handler that counts and logs ------------------------------
@@ -227,13 +200,13 @@ def counting(impl, count_on="server", log="error", call_super=False, message="re
 
 @BOTH
 def test_counting_solution_passes(impl, capsys):
-    passes(lesson05.check_counting_server, counting(impl), capsys)
+    passes(lesson05.check_counting_server, counting(impl), capsys=capsys)
 
 
 def test_counting_check_leaves_the_logger_as_it_was(capsys):
     logger = logging.getLogger(lesson05.ERROR_LOGGER)
     before = logger.level, logger.propagate, list(logger.handlers)
-    passes(lesson05.check_counting_server, counting(stdlib), capsys)
+    passes(lesson05.check_counting_server, counting(stdlib), capsys=capsys)
     assert (logger.level, logger.propagate, list(logger.handlers)) == before
 
 
@@ -245,37 +218,38 @@ def test_counting_starter_of_the_notebook_writes_to_stderr():
             CountingServer.error_count += 1
             super().handle_error(request, client_address)
 
-    fails_with(lesson05.check_counting_server, CountingServer, "do not call super().handle_error()")
+    fails_with(lesson05.check_counting_server, CountingServer,
+               words="do not call super().handle_error()")
 
 
 @BOTH
 def test_counting_a_count_on_the_class_is_shared(impl):
     fails_with(lesson05.check_counting_server, counting(impl, count_on="class"),
-               "error_count was 3 and 3, expected 2 and 1")
+               words="error_count was 3 and 3, expected 2 and 1")
 
 
 def test_counting_no_count_at_all():
     fails_with(lesson05.check_counting_server, counting(stdlib, count_on="nowhere"),
-               "has no error_count")
+               words="has no error_count")
 
 
 def test_counting_log_exception_adds_a_traceback():
     fails_with(lesson05.check_counting_server, counting(sockserv, log="exception"),
-               "not log.exception()")
+               words="not log.exception()")
 
 
 def test_counting_info_is_not_an_error():
-    fails_with(lesson05.check_counting_server, counting(stdlib, log="info"), "at level INFO")
+    fails_with(lesson05.check_counting_server, counting(stdlib, log="info"), words="at level INFO")
 
 
 def test_counting_nothing_logged():
     fails_with(lesson05.check_counting_server, counting(stdlib, log="none"),
-               "received 0 records for 3 errors")
+               words="received 0 records for 3 errors")
 
 
 def test_counting_the_message_alone_does_not_name_the_type():
     fails_with(lesson05.check_counting_server, counting(stdlib, message="str"),
-               "does not name the exception's type")
+               words="does not name the exception's type")
 
 
 # -- exercise 3: a server that binds its port again at once -------------------------
@@ -305,25 +279,25 @@ def restartable(impl, how="reuse_address"):
 
 @BOTH
 def test_restartable_solution_passes(impl, capsys):
-    passes(lesson05.check_restartable_server, restartable(impl), capsys)
+    passes(lesson05.check_restartable_server, restartable(impl), capsys=capsys)
 
 
 @BOTH
 def test_restartable_plain_server_cannot_rebind(impl):
     fails_with(lesson05.check_restartable_server, restartable(impl, "plain"),
-               "failed with EADDRINUSE: set allow_reuse_address = True")
+               words="failed with EADDRINUSE: set allow_reuse_address = True")
 
 
 def test_restartable_option_set_after_bind_is_too_late():
     fails_with(lesson05.check_restartable_server, restartable(stdlib, "too_late"),
-               "failed with EADDRINUSE")
+               words="failed with EADDRINUSE")
 
 
 @pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT here")
 @BOTH
 def test_restartable_reuse_port_shares_a_live_port(impl):
     fails_with(lesson05.check_restartable_server, restartable(impl, "so_reuseport"),
-               "could bind the port while the second was listening")
+               words="could bind the port while the second was listening")
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11) or not hasattr(socket, "SO_REUSEPORT"),
@@ -333,11 +307,11 @@ def test_restartable_allow_reuse_port_alone_shares_a_live_port():
         allow_reuse_port = True
 
     fails_with(lesson05.check_restartable_server, RestartableServer,
-               "could bind the port while the second was listening")
+               words="could bind the port while the second was listening")
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11) or not hasattr(socket, "SO_REUSEPORT"),
                     reason="allow_reuse_port exists from Python 3.11")
 def test_restartable_both_options_share_a_live_port():
     fails_with(lesson05.check_restartable_server, restartable(sockserv, "both"),
-               "that is SO_REUSEPORT (allow_reuse_port)")
+               words="that is SO_REUSEPORT (allow_reuse_port)")

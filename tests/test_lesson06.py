@@ -19,6 +19,7 @@ import types
 
 import pytest
 
+from lesson_checks import accepted_pair, fails_with, passes
 from sockserv.examples import echo
 from sockserv.teach import lesson06
 from sockserv.teach.checks import ExerciseFailed
@@ -26,24 +27,6 @@ from sockserv.teach.harness import IMPLEMENTATIONS, LOCALHOST, read_all, serving
 
 MAX_LINE = lesson06.MAX_LINE
 MAX_FRAME = lesson06.MAX_FRAME
-
-
-def fails_with(check, answer, words):
-    """Run check on a wrong answer; return its message after checking its shape."""
-    with pytest.raises(ExerciseFailed) as caught:
-        check(answer)
-    message = str(caught.value)
-    assert words in message, message
-    assert "\n" not in message and message.endswith("."), message
-    assert "Traceback" not in message, message
-    return message
-
-
-def passes(check, answer, capsys):
-    check(answer)
-    out = capsys.readouterr().out
-    assert out.startswith("Check passed:") and out.count("\n") == 1, out
-    return out
 
 
 # -- the stages of the lesson's first echo server -----------------------------------
@@ -253,15 +236,8 @@ class TextEchoHandler(socketserver.StreamRequestHandler):
 
 def watched_pair(max_piece=None):
     """(client, watched server-side connection); the caller closes both."""
-    with socket.socket() as listener:
-        listener.bind(LOCALHOST)
-        listener.listen()
-        client = socket.create_connection(listener.getsockname(), timeout=5)
-        conn, _ = listener.accept()
-    watched = lesson06._Watched(conn.family, conn.type, conn.proto, fileno=conn.detach())
-    watched.settimeout(5)
-    watched.max_piece = max_piece
-    return client, watched
+    client, conn = accepted_pair()
+    return client, lesson06._Watched.watching(conn, 5, max_piece)
 
 
 def test_watched_connection_cuts_reads_and_counts_empty_reads():
@@ -312,29 +288,29 @@ def test_watched_send_accepts_a_loop_that_sends_the_rest():
 
 def test_ends_at_eof_passes_once_fixed(capsys):
     for handler in (EndingEchoHandler, LineAckHandler, EchoHandler):
-        passes(lesson06.test_ends_at_eof, handler, capsys)
+        passes(lesson06.test_ends_at_eof, handler, capsys=capsys)
 
 
 @pytest.mark.parametrize("handler", [FirstEchoHandler, QuietSpinHandler,
                                      ReadlineSpinHandler])
 def test_ends_at_eof_fails_on_a_loop_that_never_ends(handler):
-    fails_with(lesson06.test_ends_at_eof, handler, "stop when recv() returns b''")
+    fails_with(lesson06.test_ends_at_eof, handler, words="stop when recv() returns b''")
 
 
 def test_sends_everything_passes_with_sendall_or_a_send_loop(capsys):
     for handler in (SendallEchoHandler, SendLoopHandler, LineAckHandler):
-        passes(lesson06.test_sends_everything, handler, capsys)
+        passes(lesson06.test_sends_everything, handler, capsys=capsys)
 
 
 @pytest.mark.parametrize("handler", [EndingEchoHandler, ResendWholeHandler])
 def test_sends_everything_fails_when_bytes_of_a_short_send_are_lost(handler):
-    message = fails_with(lesson06.test_sends_everything, handler, "sendall() sends it all")
+    message = fails_with(lesson06.test_sends_everything, handler, words="sendall() sends it all")
     assert f"took {lesson06.SEND_PIECE} of them" in message
 
 
 def test_split_character_passes_with_a_decoder_lines_or_bytes(capsys):
     for handler in (DecodingEchoHandler, LineAckHandler, EchoHandler):
-        passes(lesson06.test_split_character, handler, capsys)
+        passes(lesson06.test_split_character, handler, capsys=capsys)
 
 
 @pytest.mark.parametrize("handler, words", [
@@ -344,11 +320,11 @@ def test_split_character_passes_with_a_decoder_lines_or_bytes(capsys):
     (BytesAckHandler, "not valid UTF-8"),
 ])
 def test_split_character_fails_when_a_character_is_cut(handler, words):
-    fails_with(lesson06.test_split_character, handler, words)
+    fails_with(lesson06.test_split_character, handler, words=words)
 
 
 def test_one_reply_per_line_passes_on_lines(capsys):
-    passes(lesson06.test_one_reply_per_line, LineAckHandler, capsys)
+    passes(lesson06.test_one_reply_per_line, LineAckHandler, capsys=capsys)
 
 
 @pytest.mark.parametrize("handler, words", [
@@ -357,13 +333,13 @@ def test_one_reply_per_line_passes_on_lines(capsys):
     (EchoHandler, "may return two messages"),
 ])
 def test_one_reply_per_line_fails_on_one_ack_per_read(handler, words):
-    fails_with(lesson06.test_one_reply_per_line, handler, words)
+    fails_with(lesson06.test_one_reply_per_line, handler, words=words)
 
 
 @pytest.mark.parametrize("label", IMPLEMENTATIONS)
 def test_rfc862_passes_on_echo_and_on_the_course_echo(label, capsys):
-    passes(lesson06.test_rfc862, EchoHandler, capsys)
-    passes(lesson06.test_rfc862, echo.handler_class(IMPLEMENTATIONS[label]), capsys)
+    passes(lesson06.test_rfc862, EchoHandler, capsys=capsys)
+    passes(lesson06.test_rfc862, echo.handler_class(IMPLEMENTATIONS[label]), capsys=capsys)
 
 
 @pytest.mark.parametrize("handler, words", [
@@ -374,7 +350,7 @@ def test_rfc862_passes_on_echo_and_on_the_course_echo(label, capsys):
     (FirstEchoHandler, "not only UTF-8 text"),
 ])
 def test_rfc862_fails_on_what_is_not_an_echo(handler, words):
-    fails_with(lesson06.test_rfc862, handler, words)
+    fails_with(lesson06.test_rfc862, handler, words=words)
 
 
 def test_every_stage_fails_on_its_own_bug_first():
@@ -482,7 +458,7 @@ class PlaceholderUpper(socketserver.StreamRequestHandler):
 
 
 def test_upper_lines_passes_the_solution(capsys):
-    passes(lesson06.check_upper_lines, SolutionUpperLineHandler, capsys)
+    passes(lesson06.check_upper_lines, SolutionUpperLineHandler, capsys=capsys)
 
 
 @pytest.mark.parametrize("handler, words", [
@@ -496,11 +472,11 @@ def test_upper_lines_passes_the_solution(capsys):
     (PlaceholderUpper, "fill in the ... in UpperLineHandler first"),
 ])
 def test_upper_lines_rejects_wrong_answers(handler, words):
-    fails_with(lesson06.check_upper_lines, handler, words)
+    fails_with(lesson06.check_upper_lines, handler, words=words)
 
 
 def test_upper_lines_rejects_an_instance_or_a_function():
-    fails_with(lesson06.check_upper_lines, lambda: None, "pass the handler class itself")
+    fails_with(lesson06.check_upper_lines, lambda: None, words="pass the handler class itself")
 
 
 # -- exercise 2: length-prefixed frames ----------------------------------------------
@@ -589,7 +565,7 @@ class NoEofFrame(socketserver.StreamRequestHandler):
 
 
 def test_length_prefixed_passes_the_solution(capsys):
-    passes(lesson06.check_length_prefixed, SolutionFrameAckHandler, capsys)
+    passes(lesson06.check_length_prefixed, SolutionFrameAckHandler, capsys=capsys)
 
 
 @pytest.mark.parametrize("handler, words", [
@@ -601,7 +577,7 @@ def test_length_prefixed_passes_the_solution(capsys):
     (TrustingFrame, "refuse a length over MAX_FRAME"),
 ])
 def test_length_prefixed_rejects_wrong_answers(handler, words):
-    fails_with(lesson06.check_length_prefixed, handler, words)
+    fails_with(lesson06.check_length_prefixed, handler, words=words)
 
 
 def test_frame_is_a_big_endian_length_then_the_payload():
@@ -611,7 +587,7 @@ def test_frame_is_a_big_endian_length_then_the_payload():
 
 def test_sentences_name_no_address():
     """A failure says what happened, never this run's port or address."""
-    message = fails_with(lesson06.test_ends_at_eof, FirstEchoHandler, "b''")
+    message = fails_with(lesson06.test_ends_at_eof, FirstEchoHandler, words="b''")
     assert not re.search(r"127\.0\.0\.1|\d{4,5}\)", message), message
 
 

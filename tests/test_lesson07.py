@@ -20,8 +20,8 @@ import time
 
 import pytest
 
+from lesson_checks import fails_with, passes
 from sockserv.teach import lesson07
-from sockserv.teach.checks import ExerciseFailed
 
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "07-chat-server.ipynb"
 
@@ -54,23 +54,6 @@ OUTBOX = (NB["OutboxServer"], NB["OutboxChatHandler"])
 CLASSROOM = (NB["ClassroomChatServer"], NB["ClassroomChatHandler"])
 
 
-def fails_with(check, args, words):
-    """Run check on a wrong answer; return its message after checking its shape."""
-    with pytest.raises(ExerciseFailed) as caught:
-        check(*args)
-    message = str(caught.value)
-    assert words in message, message
-    assert "\n" not in message and message.endswith("."), message
-    assert "Traceback" not in message, message
-    return message
-
-
-def passes(check, args, capsys):
-    check(*args)
-    out = capsys.readouterr().out
-    assert out.startswith("Check passed: ") and out.count("\n") == 1, out
-
-
 # -- the bug tests on the stages ------------------------------------------------------
 
 FIRST_FAILURES = {
@@ -92,7 +75,7 @@ def test_bug_tests_are_listed_in_order():
 
 @pytest.mark.parametrize("name", FIRST_FAILURES)
 def test_each_bug_test_fails_on_the_first_chat_server(name):
-    fails_with(getattr(lesson07, name), FIRST, FIRST_FAILURES[name])
+    fails_with(getattr(lesson07, name), *FIRST, words=FIRST_FAILURES[name])
 
 
 @pytest.mark.parametrize("stage, name, words", [
@@ -103,7 +86,7 @@ def test_each_bug_test_fails_on_the_first_chat_server(name):
     (OUTBOX, "test_stop", "tell everyone, then close their connections"),
 ], ids=["locked-slow", "locked-idle", "locked-stop", "outbox-idle", "outbox-stop"])
 def test_a_later_stage_still_fails_what_it_has_not_fixed(stage, name, words):
-    fails_with(getattr(lesson07, name), stage, words)
+    fails_with(getattr(lesson07, name), *stage, words=words)
 
 
 @pytest.mark.parametrize("stage, names", [
@@ -114,17 +97,17 @@ def test_a_later_stage_still_fails_what_it_has_not_fixed(stage, name, words):
 ], ids=["locked", "outbox"])
 def test_each_fix_passes_its_bug_tests(stage, names, capsys):
     for name in names:
-        passes(getattr(lesson07, name), stage, capsys)
+        passes(getattr(lesson07, name), *stage, capsys=capsys)
 
 
 @pytest.mark.parametrize("name", FIRST_FAILURES)
 def test_the_classroom_ready_version_passes_every_bug_test(name, capsys):
-    passes(getattr(lesson07, name), CLASSROOM, capsys)
+    passes(getattr(lesson07, name), *CLASSROOM, capsys=capsys)
 
 
 def test_a_bug_test_wants_two_classes():
-    fails_with(lesson07.test_stop, (NB["FirstChatHandler"], NB["FirstChatHandler"]),
-               "pass the server class first")
+    fails_with(lesson07.test_stop, NB["FirstChatHandler"], NB["FirstChatHandler"],
+               words="pass the server class first")
 
 
 # -- exercise 1: /me ---------------------------------------------------------------
@@ -165,7 +148,7 @@ class MeEmptyActionSent(Classroom):
 
 
 def test_me_solution_passes(capsys):
-    passes(lesson07.check_me_action, (CLASSROOM[0], NB["SolutionMeHandler"]), capsys)
+    passes(lesson07.check_me_action, CLASSROOM[0], NB["SolutionMeHandler"], capsys=capsys)
 
 
 @pytest.mark.parametrize("answer, words", [
@@ -177,7 +160,7 @@ def test_me_solution_passes(capsys):
     (MeEmptyActionSent, "an empty action is not sent"),
 ], ids=["starter", "unchanged", "sender-only", "stripped", "split", "empty-sent"])
 def test_me_check_rejects_wrong_answers(answer, words):
-    fails_with(lesson07.check_me_action, (CLASSROOM[0], answer), words)
+    fails_with(lesson07.check_me_action, CLASSROOM[0], answer, words=words)
 
 
 def test_me_check_rejects_meow_as_an_action():
@@ -193,8 +176,8 @@ def test_me_check_rejects_meow_as_an_action():
                 return True
             return super().command(text)
 
-    fails_with(lesson07.check_me_action, (CLASSROOM[0], MeowIsAnAction),
-               "only '/me ' starts an action")
+    fails_with(lesson07.check_me_action, CLASSROOM[0], MeowIsAnAction,
+               words="only '/me ' starts an action")
 
 
 # -- exercise 2: /msg --------------------------------------------------------------
@@ -236,7 +219,7 @@ class MsgUsageUnchecked(Classroom):
 
 
 def test_msg_solution_passes(capsys):
-    passes(lesson07.check_private_message, (CLASSROOM[0], NB["SolutionMsgHandler"]), capsys)
+    passes(lesson07.check_private_message, CLASSROOM[0], NB["SolutionMsgHandler"], capsys=capsys)
 
 
 @pytest.mark.parametrize("answer, words", [
@@ -247,7 +230,7 @@ def test_msg_solution_passes(capsys):
     (MsgUsageUnchecked, "expected '! usage: /msg NAME TEXT'"),
 ], ids=["starter", "unchanged", "no-lookup", "no-copy", "no-usage"])
 def test_msg_check_rejects_wrong_answers(answer, words):
-    fails_with(lesson07.check_private_message, (CLASSROOM[0], answer), words)
+    fails_with(lesson07.check_private_message, CLASSROOM[0], answer, words=words)
 
 
 # -- exercise 3: the bot -----------------------------------------------------------
@@ -282,7 +265,7 @@ def bot_without_a_name(address):
 
 
 def test_bot_solution_passes(capsys):
-    passes(lesson07.check_bot, (NB["solution_faq_bot"],), capsys)
+    passes(lesson07.check_bot, NB["solution_faq_bot"], capsys=capsys)
 
 
 @pytest.mark.parametrize("answer, words", [
@@ -292,7 +275,7 @@ def test_bot_solution_passes(capsys):
     (bot_without_a_name, "send b'/nick bot'"),
 ], ids=["starter", "case-sensitive", "answers-everything", "no-nick"])
 def test_bot_check_rejects_wrong_answers(answer, words):
-    fails_with(lesson07.check_bot, (answer,), words)
+    fails_with(lesson07.check_bot, answer, words=words)
 
 
 def test_bot_check_rejects_a_bot_that_never_leaves():
@@ -316,7 +299,8 @@ def test_bot_check_rejects_a_bot_that_never_leaves():
                         sock.sendall(f"{name}: {answer}\n".encode())
 
     try:
-        fails_with(lesson07.check_bot, (bot_ignores_the_end,), "stop when readline() returns b''")
+        fails_with(lesson07.check_bot, bot_ignores_the_end,
+                   words="stop when readline() returns b''")
     finally:
         released.set()
         deadline = time.monotonic() + 5

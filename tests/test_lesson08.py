@@ -4,7 +4,6 @@ wrong answer with one sentence that says what is wrong, within a bound.
 Every Unix socket lives in this test's own temporary folder."""
 
 import os
-import re
 import shutil
 import socket
 import stat
@@ -12,41 +11,13 @@ import tempfile
 
 import pytest
 
+from lesson_checks import BOTH, fails_with, passes, short_bounds_for
 from sockserv.teach import lesson08
-from sockserv.teach.checks import ExerciseFailed
 from sockserv.teach.harness import IMPLEMENTATIONS
 
-BOTH = pytest.mark.parametrize("impl", list(IMPLEMENTATIONS.values()),
-                               ids=list(IMPLEMENTATIONS))
 stdlib = IMPLEMENTATIONS["stdlib"]
+short_bounds = short_bounds_for(lesson08, client=0.5, stop=1.0)
 UNIX = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="needs AF_UNIX")
-
-
-def fails_with(check, answer, words):
-    """Run check on a wrong answer; return its message after checking its shape."""
-    with pytest.raises(ExerciseFailed) as caught:
-        check(answer)
-    message = str(caught.value)
-    assert words in message, message
-    assert "\n" not in message
-    assert message.endswith(".")
-    assert not re.search(r"\.\s+[A-Z]", message), message
-    return message
-
-
-def passes(check, answer, capsys):
-    check(answer)
-    out, err = capsys.readouterr()
-    assert out.startswith("Check passed:") and out.count("\n") == 1, out
-    assert err == "", err  # nothing on stderr: a notebook would show it as an output
-    return out
-
-
-@pytest.fixture
-def short_bounds(monkeypatch):
-    """Bounds short enough that a hang is reported quickly in a test."""
-    monkeypatch.setattr(lesson08, "CLIENT_TIMEOUT", 0.5)
-    monkeypatch.setattr(lesson08, "STOP_TIMEOUT", 1.0)
 
 
 def nothing_left_in_tmpdir(before):
@@ -61,14 +32,14 @@ def test_whole_datagram_solution_passes(impl, capsys):
     class WholeDatagramServer(impl.UDPServer):
         max_packet_size = lesson08.LARGEST_UDP_PAYLOAD
 
-    passes(lesson08.check_whole_datagram_server, WholeDatagramServer, capsys)
+    passes(lesson08.check_whole_datagram_server, WholeDatagramServer, capsys=capsys)
 
 
 def test_whole_datagram_a_bigger_buffer_passes_too(capsys):
     class Generous(stdlib.UDPServer):
         max_packet_size = 1 << 16
 
-    passes(lesson08.check_whole_datagram_server, Generous, capsys)
+    passes(lesson08.check_whole_datagram_server, Generous, capsys=capsys)
 
 
 @BOTH
@@ -77,7 +48,7 @@ def test_whole_datagram_the_default_cuts_at_8192(impl):
         pass
 
     message = fails_with(lesson08.check_whole_datagram_server, WholeDatagramServer,
-                         "a datagram of 8193 bytes reached handle() as 8192 bytes")
+                         words="a datagram of 8193 bytes reached handle() as 8192 bytes")
     assert "max_packet_size (8192)" in message
 
 
@@ -86,7 +57,7 @@ def test_whole_datagram_a_guess_that_is_not_enough():
         max_packet_size = 65_000
 
     fails_with(lesson08.check_whole_datagram_server, WholeDatagramServer,
-               "a datagram of 65507 bytes reached handle() as 65000 bytes")
+               words="a datagram of 65507 bytes reached handle() as 65000 bytes")
 
 
 def test_whole_datagram_set_on_the_handler_instead_of_the_server():
@@ -98,12 +69,12 @@ def test_whole_datagram_set_on_the_handler_instead_of_the_server():
             super().server_bind()
 
     fails_with(lesson08.check_whole_datagram_server, WholeDatagramServer,
-               "reached handle() as 8192 bytes")
+               words="reached handle() as 8192 bytes")
 
 
 def test_whole_datagram_not_a_udp_server():
     fails_with(lesson08.check_whole_datagram_server, stdlib.TCPServer,
-               "must be a class derived from UDPServer")
+               words="must be a class derived from UDPServer")
 
 
 def test_whole_datagram_placeholder():
@@ -111,7 +82,7 @@ def test_whole_datagram_placeholder():
         max_packet_size = ...
 
     fails_with(lesson08.check_whole_datagram_server, WholeDatagramServer,
-               "fill in the ... in WholeDatagramServer first")
+               words="fill in the ... in WholeDatagramServer first")
 
 
 # -- exercise 2: remove a stale socket file, and nothing else ---------------------
@@ -140,7 +111,7 @@ def remove_stale_socket(path):
 @UNIX
 def test_stale_solution_passes_and_leaves_nothing(capsys):
     before = sorted(os.listdir(tempfile.gettempdir()))
-    passes(lesson08.check_remove_stale_socket, remove_stale_socket, capsys)
+    passes(lesson08.check_remove_stale_socket, remove_stale_socket, capsys=capsys)
     nothing_left_in_tmpdir(before)
 
 
@@ -148,7 +119,7 @@ def test_stale_solution_passes_and_leaves_nothing(capsys):
 def test_stale_a_probe_that_leaves_at_once_prints_nothing(capsys):
     # The live server's handler may find the probe gone (EPIPE): no traceback on stderr.
     for _ in range(5):
-        passes(lesson08.check_remove_stale_socket, remove_stale_socket, capsys)
+        passes(lesson08.check_remove_stale_socket, remove_stale_socket, capsys=capsys)
 
 
 @UNIX
@@ -158,7 +129,7 @@ def test_stale_unlink_whatever_is_there():
         return True
 
     fails_with(lesson08.check_remove_stale_socket, remove_stale_socket,
-               "removed a regular file")
+               words="removed a regular file")
 
 
 @UNIX
@@ -170,7 +141,7 @@ def test_stale_exists_is_not_enough():
         return False
 
     fails_with(lesson08.check_remove_stale_socket, remove_stale_socket,
-               "removed a regular file: check that the path is a socket")
+               words="removed a regular file: check that the path is a socket")
 
 
 @UNIX
@@ -189,7 +160,7 @@ def test_stale_refused_connection_without_the_socket_test():
                 return True
 
     fails_with(lesson08.check_remove_stale_socket, remove_stale_socket,
-               "removed a regular file")
+               words="removed a regular file")
 
 
 @UNIX
@@ -201,7 +172,7 @@ def test_stale_socket_test_without_the_liveness_test():
         return False
 
     fails_with(lesson08.check_remove_stale_socket, remove_stale_socket,
-               "removed the socket of a server that is still listening")
+               words="removed the socket of a server that is still listening")
 
 
 @UNIX
@@ -218,7 +189,7 @@ def test_stale_missing_path_raises():
                 return True
 
     fails_with(lesson08.check_remove_stale_socket, remove_stale_socket,
-               "on a path where nothing is raised FileNotFoundError")
+               words="on a path where nothing is raised FileNotFoundError")
 
 
 @UNIX
@@ -227,7 +198,7 @@ def test_stale_never_removes():
         return False
 
     fails_with(lesson08.check_remove_stale_socket, remove_stale_socket,
-               "left a stale socket file in place")
+               words="left a stale socket file in place")
 
 
 @UNIX
@@ -241,7 +212,7 @@ def test_stale_hang_is_bounded(short_bounds):
 
     try:
         fails_with(lesson08.check_remove_stale_socket, remove_stale_socket,
-                   "did not finish within 0.5 s")
+                   words="did not finish within 0.5 s")
     finally:
         release.set()
 
@@ -269,7 +240,7 @@ def ask(server_path, data):
 @UNIX
 def test_client_solution_passes_and_leaves_nothing(capsys):
     before = sorted(os.listdir(tempfile.gettempdir()))
-    passes(lesson08.check_unix_datagram_client, ask, capsys)
+    passes(lesson08.check_unix_datagram_client, ask, capsys=capsys)
     nothing_left_in_tmpdir(before)
 
 
@@ -283,7 +254,7 @@ def test_client_linux_autobind_passes(capsys):
             sock.sendto(data, server_path)
             return sock.recv(65536)
 
-    passes(lesson08.check_unix_datagram_client, ask, capsys)
+    passes(lesson08.check_unix_datagram_client, ask, capsys=capsys)
 
 
 @UNIX
@@ -295,7 +266,7 @@ def test_client_that_does_not_bind(short_bounds):
             return sock.recv(65536)
 
     fails_with(lesson08.check_unix_datagram_client, ask,
-               "bind the client's socket to an address of its own")
+               words="bind the client's socket to an address of its own")
 
 
 @UNIX
@@ -313,7 +284,7 @@ def test_client_that_leaves_its_socket_file(short_bounds):
 
     try:
         fails_with(lesson08.check_unix_datagram_client, ask,
-                   "a client left its socket file behind")
+                   words="a client left its socket file behind")
     finally:
         for folder in folders:
             shutil.rmtree(folder)
@@ -338,7 +309,7 @@ def test_client_that_leaves_its_empty_folder(short_bounds):
 
     try:
         fails_with(lesson08.check_unix_datagram_client, ask,
-                   "a client left the empty folder it made for its socket behind")
+                   words="a client left the empty folder it made for its socket behind")
     finally:
         for folder in folders:
             os.rmdir(folder)
@@ -359,7 +330,7 @@ def test_client_with_one_fixed_address(short_bounds):
                 os.unlink(fixed)
 
     fails_with(lesson08.check_unix_datagram_client, ask,
-               "while another client was asking: give each client an address of its own")
+               words="while another client was asking: give each client an address of its own")
     assert not os.path.exists(fixed)
 
 
@@ -377,7 +348,7 @@ def test_client_without_a_timeout_is_bounded(short_bounds):
 
     try:
         fails_with(lesson08.check_unix_datagram_client, ask,
-                   "bind the client's socket")
+                   words="bind the client's socket")
     finally:
         for sock in socks:
             sock.shutdown(socket.SHUT_RDWR)
@@ -407,7 +378,7 @@ def test_client_that_reads_until_an_empty_datagram(short_bounds):
 
     try:
         fails_with(lesson08.check_unix_datagram_client, ask,
-                   "the server replied, but ask() was still waiting")
+                   words="the server replied, but ask() was still waiting")
     finally:
         # An empty datagram is what this loop waits for: it releases both threads.
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as releaser:
@@ -434,11 +405,11 @@ def test_client_that_reads_until_an_empty_datagram_with_a_timeout(short_bounds):
             os.rmdir(folder)
 
     fails_with(lesson08.check_unix_datagram_client, ask,
-               "raised TimeoutError waiting for more: one recv() takes one whole datagram")
+               words="raised TimeoutError waiting for more: one recv() takes one whole datagram")
 
 
 def test_client_placeholder():
     def ask(server_path, data):
         return ...
 
-    fails_with(lesson08.check_unix_datagram_client, ask, "fill in the ... in ask first")
+    fails_with(lesson08.check_unix_datagram_client, ask, words="fill in the ... in ask first")

@@ -28,8 +28,9 @@ because the easy scenario lets most wrong answers through:
 The mistake this lesson is about, a loop that ignores ``recv() == b''``,
 never blocks again once the client has gone: it spins, and no thread can
 stop another one from the outside.  So the checks give the learner's code a
-*watched* connection, a real socket whose ``recv`` and ``recv_into``
-(which ``makefile()`` files use too) count the empty reads and raise
+*watched* connection (``harness.WatchedConnection``, shared with lesson 06),
+a real socket whose ``recv`` and ``recv_into`` (which ``makefile()`` files
+use too) count the empty reads and raise
 ``ReadAfterEOF`` once there are clearly too many, and which has a timeout,
 so code that waits for data that never comes fails too.  Everything else
 that could hang (clients, serving, a function that never returns) is
@@ -47,16 +48,12 @@ import threading
 from .checks import (ExerciseFailed, check, describe_error, passed, preview,
                      require_filled_in)
 from .harness import (CLIENT_TIMEOUT, IMPLEMENTATIONS, LOCALHOST, STOP_TIMEOUT,
-                      TimedOut, connect, recording_errors, run_bounded, serving,
-                      talk)
+                      ReadAfterEOF, TimedOut, WatchedConnection, connect,
+                      recording_errors, run_bounded, serving, talk)
 
 __all__ = ["ReadAfterEOF", "check_sturdy_echo", "check_upper_echo",
            "check_byte_counts"]
 
-#: Empty reads allowed on one connection.  A correct loop needs one; a few
-#: more are harmless (a helper that looks twice); a spinning loop makes
-#: millions, so any small bound tells the two apart without timing anything.
-MAX_EMPTY_READS = 20
 #: Seconds the learner's code may wait on a watched socket (a connection,
 #: or the listener in exercise 1) before its call raises TimeoutError.
 #: Shorter than REPLY_TIMEOUT, so the learner's side gives up first and
@@ -71,61 +68,9 @@ REPLY_TIMEOUT = WATCHED_TIMEOUT + 1.0
 STURDY_TIMEOUT = REPLY_TIMEOUT + WATCHED_TIMEOUT
 
 
-class ReadAfterEOF(Exception):
-    """The code under check kept reading a connection that had ended.
-
-    Deliberately not an OSError: code that catches socket errors to carry
-    on must not swallow it and go back to spinning.  (Code that catches
-    every Exception does swallow it; the watched socket remembers that it
-    raised, so the check reports the spin anyway.)
-    """
-
-
-class _WatchedSocket(socket.socket):
-    """A connected socket that refuses to be read in a busy loop after EOF.
-
-    With max_piece, no read returns more than max_piece bytes: a real
-    network may cut a stream anywhere, and this makes the cut certain.
-    """
-
-    empty_reads = 0
-    spun = False
-    max_piece = None
-
-    def recv(self, bufsize, *args):
-        """Like socket.recv, at most max_piece bytes, counting the b'' results."""
-        if self.max_piece:
-            bufsize = min(bufsize, self.max_piece)
-        data = super().recv(bufsize, *args)
-        if not data and bufsize:
-            self._note_empty_read()
-        return data
-
-    def recv_into(self, buffer, nbytes=0, *args):
-        """Like socket.recv_into, at most max_piece bytes, counting empty reads."""
-        wanted = nbytes or len(buffer)
-        if self.max_piece:
-            wanted = min(wanted, self.max_piece)
-        count = super().recv_into(buffer, wanted, *args)
-        if count == 0 and wanted:
-            self._note_empty_read()
-        return count
-
-    def _note_empty_read(self):
-        """Allow a few empty reads; after that the caller is spinning."""
-        self.empty_reads += 1
-        if self.empty_reads > MAX_EMPTY_READS:
-            self.spun = True
-            raise ReadAfterEOF(f"recv() returned b'' {self.empty_reads} times")
-
-
 def _watch(conn, max_piece=None):
-    """Move an accepted connection into a _WatchedSocket with a timeout."""
-    watched = _WatchedSocket(conn.family, conn.type, conn.proto,
-                             fileno=conn.detach())
-    watched.settimeout(WATCHED_TIMEOUT)
-    watched.max_piece = max_piece
-    return watched
+    """Move an accepted connection into a WatchedConnection with WATCHED_TIMEOUT."""
+    return WatchedConnection.watching(conn, WATCHED_TIMEOUT, max_piece)
 
 
 def _close_hard(sock):

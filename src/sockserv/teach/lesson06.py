@@ -25,12 +25,13 @@ echo that survives split characters and bounds its lines) and
 ``check_length_prefixed`` (frames with a 4-byte length in front).
 
 All of them run the handler on ``impl.TCPServer`` of both implementations,
-on a *watched* connection: a real socket whose reads may be cut into small
-pieces (a real network may cut a stream anywhere; this makes the cut
-certain), whose ``send()`` takes at most ``SEND_PIECE`` bytes, which counts
-the empty reads (a loop that ignores ``b''`` makes millions, and is stopped
-with ``lesson01.ReadAfterEOF``) and which has a timeout, so a handler that
-waits for data that never comes fails too.  Serving, bounds and reading
+on a *watched* connection (lesson 01's ``harness.WatchedConnection``, with
+sends cut too): a real socket whose reads may be cut into small pieces (a
+real network may cut a stream anywhere; this makes the cut certain), whose
+``send()`` takes at most ``SEND_PIECE`` bytes, which counts the empty reads
+(a loop that ignores ``b''`` makes millions, and is stopped with
+``ReadAfterEOF``) and which has a timeout, so a handler that waits for data
+that never comes fails too.  Serving, bounds and reading
 come from ``sockserv.teach.harness``.  The clients are ``harness.talk()``
 with two steps more: each binds before it connects, so that the server
 serves only the check's own clients (a stray connection from another
@@ -43,18 +44,14 @@ import struct
 import time
 
 from .checks import ExerciseFailed, check, describe_error, passed, preview, require_filled_in
-from .harness import (IMPLEMENTATIONS, LOCALHOST, STOP_TIMEOUT, TimedOut, read_all,
-                      recording_errors, serving)
-from .lesson01 import ReadAfterEOF
+from .harness import (IMPLEMENTATIONS, LOCALHOST, MAX_EMPTY_READS, STOP_TIMEOUT, ReadAfterEOF,
+                      TimedOut, WatchedConnection, read_all, recording_errors, serving)
 
 __all__ = ["MAX_LINE", "MAX_FRAME", "SEND_PIECE", "test_ends_at_eof",
            "test_sends_everything", "test_split_character", "test_one_reply_per_line",
            "test_rfc862", "check_upper_lines", "check_length_prefixed", "frame",
            "ReadAfterEOF"]
 
-#: Empty reads allowed on one connection: a correct loop needs one, a few
-#: more are harmless, a loop that ignores b'' makes millions.
-MAX_EMPTY_READS = 20
 #: Seconds the handler may wait on a watched connection before its read or
 #: write raises TimeoutError.  Shorter than REPLY_TIMEOUT, so the handler's
 #: side gives up first and the check can say which side was waiting.
@@ -74,44 +71,16 @@ TOO_LONG = b"! line too long\n"
 # -- the watched connection -------------------------------------------------------
 
 
-class _Watched(socket.socket):
-    """A server-side connection that cuts reads, cuts sends and counts empty reads.
+class _Watched(WatchedConnection):
+    """A watched connection (reads cut and empty reads counted) that cuts sends too.
 
     ``lost`` holds (given, taken) for the first send() whose remainder the
     handler never sent; ``spun`` is True once reads after EOF went past
     MAX_EMPTY_READS.
     """
 
-    max_piece = None
-    empty_reads = 0
-    spun = False
     lost = None
     _unsent = b""
-
-    def recv(self, bufsize, *flags):
-        """Like socket.recv, at most max_piece bytes, counting b'' results."""
-        if self.max_piece:
-            bufsize = min(bufsize, self.max_piece)
-        data = super().recv(bufsize, *flags)
-        if not data and bufsize:
-            self._empty()
-        return data
-
-    def recv_into(self, buffer, nbytes=0, *flags):
-        """Like socket.recv_into (what rfile uses), cut and counted the same way."""
-        wanted = nbytes or len(buffer)
-        if self.max_piece:
-            wanted = min(wanted, self.max_piece)
-        count = super().recv_into(buffer, wanted, *flags)
-        if not count and wanted:
-            self._empty()
-        return count
-
-    def _empty(self):
-        self.empty_reads += 1
-        if self.empty_reads > MAX_EMPTY_READS:
-            self.spun = True
-            raise ReadAfterEOF(f"recv() returned b'' {self.empty_reads} times")
 
     def _settle(self, data):
         """Note bytes lost if data does not carry on where a short send() stopped."""
@@ -159,9 +128,7 @@ def _server_class(impl, max_piece):
     class WatchingTCPServer(recording_errors(impl.TCPServer)):
         def get_request(self):
             conn, client_address = super().get_request()
-            watched = _Watched(conn.family, conn.type, conn.proto, fileno=conn.detach())
-            watched.settimeout(WATCHED_TIMEOUT)
-            watched.max_piece = max_piece
+            watched = _Watched.watching(conn, WATCHED_TIMEOUT, max_piece)
             self.watched.append(watched)
             return watched, client_address
 
