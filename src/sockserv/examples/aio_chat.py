@@ -8,7 +8,8 @@ What it shares, unchanged:
     chat_protocol   the server's lines (render) and the limits
     chat_registry   Registry: names, broadcasts in one order, max_clients
     chat_console    the teacher's console
-    chat            ChatRequestHandlerMixIn's obey(), tell() and send(): what a command does
+    chat            ChatRequestHandlerMixIn's carry_out(), obey(), tell() and send(): what a
+                    line asks for, done
 
 What is its own is only what threads did for the socketserver version:
 
@@ -150,11 +151,12 @@ class LoopRegistry:
 class ChatSession:
     """One client of the asyncio chat: its nick, outbox, peer, and why it left.
 
-    obey(), tell() and send() are the threaded handler's own functions (they touch only
-    self.server.registry, self.nick, self.outbox and self.tell), so a command does exactly
-    the same thing on both servers.
+    carry_out(), obey(), tell() and send() are the threaded handler's own functions (they
+    touch only self.server.registry, self.nick, self.outbox and each other), so a line does
+    exactly the same thing on both servers.
     """
 
+    carry_out = ChatRequestHandlerMixIn.carry_out
     obey = ChatRequestHandlerMixIn.obey
     tell = ChatRequestHandlerMixIn.tell
     send = ChatRequestHandlerMixIn.send
@@ -263,18 +265,9 @@ class AsyncioChatServer(AsyncioServer):
             actions = incoming.feed(data)
             if actions.saw_line:
                 deadline = loop.time() + self.idle_timeout
-            if actions.replies:
-                session.send(actions.replies)
-            for command in actions.commands:
-                if not session.obey(command):
-                    return "quit"
-            if actions.slow_down:
-                session.tell("slow_down")
-            if actions.end == "too_long":
-                session.tell("too_long")
-                return "line too long"
-            if actions.end == "interrupt":
-                return "interrupted (telnet Ctrl-C)"
+            reason = session.carry_out(actions)
+            if reason is not None:
+                return reason
 
     async def _leave(self, session, reader, writer):
         """Deregister, deliver the last lines, send EOF, linger, close."""

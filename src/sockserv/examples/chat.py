@@ -195,18 +195,28 @@ class ChatRequestHandlerMixIn:
             actions = incoming.feed(data)
             if actions.saw_line:
                 deadline = time.monotonic() + server.idle_timeout
-            if actions.replies:
-                self.send(actions.replies)
-            for command in actions.commands:
-                if not self.obey(command):
-                    return "quit"
-            if actions.slow_down:
-                self.tell("slow_down")
-            if actions.end == "too_long":
-                self.tell("too_long")
-                return "line too long"
-            if actions.end == "interrupt":
-                return "interrupted (telnet Ctrl-C)"
+            reason = self.carry_out(actions)
+            if reason is not None:
+                return reason
+
+    def carry_out(self, actions):
+        """Do what one ChatInput.feed() asks; return why the client must leave, or None.
+
+        Shared with the asyncio server (aio_chat), which reads differently but obeys alike.
+        """
+        if actions.replies:
+            self.send(actions.replies)
+        for command in actions.commands:
+            if not self.obey(command):
+                return "quit"
+        if actions.slow_down:
+            self.tell("slow_down")
+        if actions.end == "too_long":
+            self.tell("too_long")
+            return "line too long"
+        if actions.end == "interrupt":
+            return "interrupted (telnet Ctrl-C)"
+        return None
 
     def obey(self, command):
         """Carry out one parsed client line; return False if the client asked to leave."""
