@@ -501,6 +501,19 @@ RANDOM_INPUT = st.one_of(st.binary(max_size=300),
                                   max_size=40).map(b"".join))
 
 
+#: From any state of chat_telnet's filter back to plain data: a NUL completes a pending
+#: command or option byte, and IAC SE ends a subnegotiation (in plain data it is ignored).
+TELNET_RESET = b"\x00\xff\xf0"
+
+
+def test_telnet_reset_ends_every_unfinished_command():
+    from sockserv.examples.chat_telnet import TelnetFilter
+    for unfinished in [b"", b"\xff", b"\xff\xfd", b"\xff\xfa\x18", b"\xff\xfa\x18\xff"]:
+        telnet = TelnetFilter()
+        telnet.feed(unfinished + TELNET_RESET)
+        assert telnet.feed(b"/ping\n").data == b"/ping\n", unfinished
+
+
 def test_random_bytes_never_break_the_server(start_chat):
     # rate=0: the flood limit could drop the /ping this test waits for (tested on its own).
     chat = start_chat(max_line=64, rate=0)
@@ -512,7 +525,10 @@ def test_random_bytes_never_break_the_server(start_chat):
     def send_random(data):
         fuzzer = chat.connect()
         try:
-            fuzzer.send(data + b"\n/ping\n")
+            # The telnet filter may be inside a command when data ends (b"\xff" eats the next
+            # byte, IAC SB everything up to IAC SE): TELNET_RESET brings it back to data from
+            # any state, so that the newline and the /ping below are always read as such.
+            fuzzer.send(data + TELNET_RESET + b"\n/ping\n")
         except OSError:
             pass    # the server already closed (quit, or a too long line)
         # It answers the ping, or has closed the connection for a reason of the contract.

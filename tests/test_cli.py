@@ -361,8 +361,10 @@ def test_all_interfaces_warns_that_anyone_can_connect(what):
         assert "no authentication" in warnings[0]
 
 
-@pytest.mark.parametrize("args", [["echo"], ["echo", "--udp"], ["chat"]])
-def test_port_in_use_is_one_line_naming_the_port(args):
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("what", [["echo"], ["echo", "--udp"], ["chat"]], ids=" ".join)
+def test_port_in_use_is_one_line_naming_the_port(what, impl):
+    args = [*what, "--impl", impl]
     kind = socket.SOCK_DGRAM if "--udp" in args else socket.SOCK_STREAM
     with socket.socket(socket.AF_INET, kind) as taken:
         taken.bind((HOST, 0))
@@ -378,9 +380,10 @@ def test_port_in_use_is_one_line_naming_the_port(args):
     assert cmd.stdout.empty()
 
 
-def test_an_address_this_machine_lacks_is_one_line():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_an_address_this_machine_lacks_is_one_line(impl):
     # 192.0.2.1 is reserved for documentation: no machine has it, and no DNS is involved.
-    with command("echo", "--host", "192.0.2.1", "--port", "0") as cmd:
+    with command("echo", "--host", "192.0.2.1", "--port", "0", "--impl", impl) as cmd:
         assert cmd.wait() == 1
         cmd.close()
     assert len(cmd.stderr.splitlines()) == 1

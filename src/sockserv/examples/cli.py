@@ -7,6 +7,10 @@
                               [--console | --no-console] [--impl I] [-v]
     python -m sockserv client [--ui U] HOST PORT
 
+--impl names an engine (engines.NAMES): stdlib and sockserv build the socketserver versions
+(echo.py, chat.py), asyncio the event-loop versions (aio_echo.py, aio_chat.py, run through
+ASYNCIO_RUNS); all four servers have the same outside, so serve() below drives them alike.
+
 The same program is installed as the `sockserv` command.  docs/command-line.md is its manual;
 a test checks that the page names every option defined here.
 
