@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import inspect
 import os
-import resource
 import selectors
 import socket
 import socketserver
@@ -467,7 +466,11 @@ def make_server(engine, service, server_address=harness.LOCALHOST):
 
 
 def raise_open_files_limit(wanted):
-    """Raise this process's soft RLIMIT_NOFILE to wanted (at most the hard limit); return it."""
+    """Raise this process's soft RLIMIT_NOFILE to wanted (at most the hard limit); return it.
+
+    POSIX only: Windows has no resource module (nor this limit on sockets).
+    """
+    import resource  # here, so that the lesson's engines and checks import on Windows
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < target:
