@@ -1,5 +1,7 @@
 """The lesson helpers: what the notebooks print must come from real behaviour."""
 
+import inspect
+import linecache
 import socket
 import socketserver
 import threading
@@ -182,6 +184,15 @@ def starter_function(conn):
     ...
 
 
+def unchanged(function):
+    return function
+
+
+@unchanged
+def decorated_starter(data):
+    ...
+
+
 def starter_returning_placeholder(data):
     return ...
 
@@ -250,6 +261,32 @@ def test_without_source_the_compiled_code_still_shows_a_placeholder():
     # A bare `...` statement compiles to nothing: without source it cannot be
     # seen, and the check goes on to judge what the code does (documented).
     checks.require_filled_in(namespace["bare"])
+
+
+def test_source_that_is_not_the_answers_own_is_not_read():
+    # linecache may hold other text under the name the code was compiled with:
+    # Python 3.13 keeps `python -c`'s code as "<string>", exec()'s default name.
+    filename = "<test_teach: someone else's source>"
+    linecache.cache[filename] = (20, None, ["import sys; print(1)\n"], filename)
+    try:
+        namespace = {}
+        exec(compile("def assigns(x):\n    y = ...\n    return y\n"
+                     "def bare(x):\n    ...\n", filename, "exec"), namespace)
+        assert inspect.getsource(namespace["assigns"]) == "import sys; print(1)\n"
+        assert checks._source_has_ellipsis(namespace["assigns"]) is None
+        with pytest.raises(checks.ExerciseFailed, match="in assigns first"):
+            checks.require_filled_in(namespace["assigns"])
+        checks.require_filled_in(namespace["bare"])  # as without source (see above)
+    finally:
+        del linecache.cache[filename]
+
+
+def test_a_lambda_and_a_decorated_function_are_read_from_their_source():
+    starter = lambda data: ...  # noqa: E731 (a learner may write one)
+    assert checks._source_has_ellipsis(starter) is True
+    assert checks._source_has_ellipsis(decorated_starter) is True
+    with pytest.raises(checks.ExerciseFailed, match="in decorated_starter first"):
+        checks.require_filled_in(decorated_starter)
 
 
 def test_a_class_whose_source_cannot_be_read_is_judged_by_its_methods():

@@ -127,12 +127,28 @@ def _has_ellipsis_constant(code):
     return False
 
 
+def _defines(tree, name):
+    """True if the parsed source ``tree`` starts with the definition of ``name``."""
+    if name == "<lambda>":
+        return any(isinstance(node, ast.Lambda) for node in ast.walk(tree))
+    first = tree.body[0] if tree.body else None
+    return (isinstance(first, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and first.name == name)
+
+
 def _source_has_ellipsis(obj):
     """True/False from obj's source, or None when the source cannot be had."""
     try:
         source = textwrap.dedent(inspect.getsource(obj))
         tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError):
+        return None
+    if not _defines(tree, getattr(obj, "__name__", None)):
+        # Not obj's source: linecache can hold other text under the same
+        # pseudo file name.  From Python 3.13 it keeps the code given to
+        # `python -c` as "<string>", the name exec() gives its code too
+        # (pytest-xdist starts its workers with -c), so inspect.getsource()
+        # of an exec'd function returns a line of that command instead.
         return None
     return any(isinstance(node, ast.Constant) and node.value is Ellipsis
                for node in ast.walk(tree))
