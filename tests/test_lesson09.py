@@ -2,7 +2,6 @@
 plausible wrong answer with one sentence that says what is wrong, within a bound."""
 
 import concurrent.futures
-import re
 import threading
 import time
 
@@ -10,24 +9,8 @@ import pytest
 
 import sockserv
 from sockserv.teach import lesson09
-from sockserv.teach.checks import ExerciseFailed
 
-
-def fails_with(check, answer, words):
-    """Run check on a wrong answer; return its message after checking its shape."""
-    with pytest.raises(ExerciseFailed) as caught:
-        check(answer)
-    message = str(caught.value)
-    assert words in message, message
-    assert "\n" not in message and message.endswith(".")
-    assert not re.search(r"\.\s+[A-Z]", message), message
-    return message
-
-
-def passes(check, answer, capsys):
-    check(answer)
-    out = capsys.readouterr().out
-    assert out.startswith("Check passed:") and out.count("\n") == 1, out
+from lesson_checks import fails_with, passes
 
 
 # -- exercise 1: a thread-pool mix-in ------------------------------------------------
@@ -81,18 +64,18 @@ def pool_mixin(how="right"):
 
 
 def test_pool_solution_passes(capsys):
-    passes(lesson09.check_pool_mixin, pool_mixin(), capsys)
+    passes(lesson09.check_pool_mixin, pool_mixin(), capsys=capsys)
 
 
 def test_pool_without_shutdown_request_leaves_clients_waiting(monkeypatch):
     monkeypatch.setattr(lesson09, "CLIENT_TIMEOUT", 1.0)
-    fails_with(lesson09.check_pool_mixin, pool_mixin("no_shutdown"), "call shutdown_request()")
+    fails_with(lesson09.check_pool_mixin, pool_mixin("no_shutdown"), words="call shutdown_request()")
 
 
 def test_pool_whose_future_keeps_the_error_fails(capsys):
     # The failing request is never shut down either (finish_request raised):
     # the check names the missing end of the reply first.
-    fails_with(lesson09.check_pool_mixin, pool_mixin("lost_errors"), "shutdown_request()")
+    fails_with(lesson09.check_pool_mixin, pool_mixin("lost_errors"), words="shutdown_request()")
 
 
 def test_pool_that_reports_errors_but_lost_ones_named(monkeypatch):
@@ -105,14 +88,14 @@ def test_pool_that_reports_errors_but_lost_ones_named(monkeypatch):
             finally:
                 self.shutdown_request(request)
 
-    fails_with(lesson09.check_pool_mixin, LostErrors, "handle_error() saw 0 errors")
+    fails_with(lesson09.check_pool_mixin, LostErrors, words="handle_error() saw 0 errors")
 
 
 def test_pool_left_running_by_server_close_fails():
     mixin = pool_mixin("no_pool_shutdown")
     try:
         fails_with(lesson09.check_pool_mixin, mixin,
-                   "pool threads were still running after server_close()")
+                   words="pool threads were still running after server_close()")
     finally:
         for pool in mixin.pools:
             pool.shutdown(wait=True)
@@ -120,13 +103,13 @@ def test_pool_left_running_by_server_close_fails():
 
 def test_a_pool_per_request_has_no_limit():
     fails_with(lesson09.check_pool_mixin, pool_mixin("pool_per_request"),
-               "create one pool per server")
+               words="create one pool per server")
 
 
 def test_waiting_for_each_request_serves_one_at_a_time(monkeypatch):
     monkeypatch.setattr(lesson09, "CLIENT_TIMEOUT", 1.0)
     monkeypatch.setattr(lesson09, "STOP_TIMEOUT", 1.0)
-    fails_with(lesson09.check_pool_mixin, pool_mixin("waits"), "ran at once")
+    fails_with(lesson09.check_pool_mixin, pool_mixin("waits"), words="ran at once")
 
 
 def test_pool_starter_with_placeholder_is_told_to_fill_it_in():
@@ -136,11 +119,11 @@ def test_pool_starter_with_placeholder_is_told_to_fill_it_in():
         def process_request(self, request, client_address):
             ...
 
-    fails_with(lesson09.check_pool_mixin, PoolMixIn, "fill in the ... in PoolMixIn first")
+    fails_with(lesson09.check_pool_mixin, PoolMixIn, words="fill in the ... in PoolMixIn first")
 
 
 def test_pool_given_a_server_class_says_so():
-    fails_with(lesson09.check_pool_mixin, sockserv.ThreadingTCPServer, "must be a mix-in")
+    fails_with(lesson09.check_pool_mixin, sockserv.ThreadingTCPServer, words="must be a mix-in")
 
 
 # -- exercise 2: a server that stops when idle ------------------------------------------
@@ -200,24 +183,24 @@ def idle_server(how="right"):
 
 
 def test_idle_solution_passes(capsys):
-    passes(lesson09.check_idle_server, idle_server(), capsys)
+    passes(lesson09.check_idle_server, idle_server(), capsys=capsys)
 
 
 def test_idle_shutdown_from_service_actions_is_a_deadlock():
-    fails_with(lesson09.check_idle_server, idle_server("direct"), "deadlock")
+    fails_with(lesson09.check_idle_server, idle_server("direct"), words="deadlock")
 
 
 def test_idle_clock_from_the_start_stops_while_clients_come():
-    fails_with(lesson09.check_idle_server, idle_server("from_start"), "from the last request")
+    fails_with(lesson09.check_idle_server, idle_server("from_start"), words="from the last request")
 
 
 def test_idle_in_handle_timeout_never_stops(monkeypatch):
     monkeypatch.setattr(lesson09, "STOP_TIMEOUT", 0.5)
-    fails_with(lesson09.check_idle_server, idle_server("timeout_hook"), "not handle_timeout()")
+    fails_with(lesson09.check_idle_server, idle_server("timeout_hook"), words="not handle_timeout()")
 
 
 def test_idle_counting_turns_stops_too_soon():
-    fails_with(lesson09.check_idle_server, idle_server("turns"), "before idle_timeout")
+    fails_with(lesson09.check_idle_server, idle_server("turns"), words="before idle_timeout")
 
 
 def test_idle_starter_with_placeholder_is_told_to_fill_it_in():
@@ -227,4 +210,4 @@ def test_idle_starter_with_placeholder_is_told_to_fill_it_in():
         def service_actions(self):
             ...
 
-    fails_with(lesson09.check_idle_server, IdleServer, "fill in the ... in IdleServer first")
+    fails_with(lesson09.check_idle_server, IdleServer, words="fill in the ... in IdleServer first")

@@ -8,37 +8,16 @@ notebook and the benchmarks, never in a timed test).
 """
 
 import asyncio
-import re
 import socket
 
 import pytest
 
 from sockserv.teach import harness, lesson10
-from sockserv.teach.checks import ExerciseFailed
+
+from lesson_checks import fails_with, passes, short_bounds_for
 
 
-def fails_with(check, answer, words):
-    """Run check on a wrong answer; return its message after checking its shape."""
-    with pytest.raises(ExerciseFailed) as caught:
-        check(answer)
-    message = str(caught.value)
-    assert words in message, message
-    assert "\n" not in message and message.endswith("."), message
-    assert not re.search(r"\.\s+[A-Z]", message), message
-    return message
-
-
-def passes(check, answer, capsys):
-    check(answer)
-    out = capsys.readouterr().out
-    assert out.startswith("Check passed:") and out.count("\n") == 1, out
-    return out
-
-
-@pytest.fixture
-def short_bounds(monkeypatch):
-    monkeypatch.setattr(lesson10, "CLIENT_TIMEOUT", 1.5)
-    monkeypatch.setattr(lesson10, "STOP_TIMEOUT", 2.0)
+short_bounds = short_bounds_for(lesson10, client=1.5, stop=2.0)
 
 
 # -- the engines -------------------------------------------------------------------
@@ -167,12 +146,12 @@ def flush_placeholder(sock, outbox):
 
 
 def test_flush_solution_passes(capsys):
-    out = passes(lesson10.check_flush, solution_flush, capsys)
+    out = passes(lesson10.check_flush, solution_flush, capsys=capsys)
     assert str(lesson10.FLUSH_BYTES) in out
 
 
 def test_the_engines_own_flush_passes(capsys):
-    passes(lesson10.check_flush, lesson10.send_some, capsys)
+    passes(lesson10.check_flush, lesson10.send_some, capsys=capsys)
 
 
 @pytest.mark.parametrize("wrong, words", [
@@ -183,11 +162,11 @@ def test_the_engines_own_flush_passes(capsys):
     (flush_placeholder, "fill in the ... in flush_placeholder first."),
 ])
 def test_flush_wrong_answers_fail(wrong, words):
-    fails_with(lesson10.check_flush, wrong, words)
+    fails_with(lesson10.check_flush, wrong, words=words)
 
 
 def test_flush_that_waits_fails_in_time(short_bounds):
-    fails_with(lesson10.check_flush, flush_blocks, "did not return within 1.5 s")
+    fails_with(lesson10.check_flush, flush_blocks, words="did not return within 1.5 s")
 
 
 # -- exercise 2: broadcast ------------------------------------------------------------
@@ -225,7 +204,7 @@ async def broadcast_placeholder(clients, line):
 
 
 def test_broadcast_solution_passes(capsys):
-    passes(lesson10.check_broadcast, solution_broadcast, capsys)
+    passes(lesson10.check_broadcast, solution_broadcast, capsys=capsys)
 
 
 @pytest.mark.parametrize("wrong, words", [
@@ -234,9 +213,9 @@ def test_broadcast_solution_passes(capsys):
     (broadcast_placeholder, "fill in the ... in broadcast_placeholder first."),
 ])
 def test_broadcast_wrong_answers_fail(wrong, words):
-    fails_with(lesson10.check_broadcast, wrong, words)
+    fails_with(lesson10.check_broadcast, wrong, words=words)
 
 
 @pytest.mark.parametrize("wrong", [lesson10.stalling_broadcast, broadcast_waits_a_little])
 def test_a_broadcast_that_waits_for_the_slow_client_fails(wrong, short_bounds):
-    fails_with(lesson10.check_broadcast, wrong, "stalled the broadcast")
+    fails_with(lesson10.check_broadcast, wrong, words="stalled the broadcast")
