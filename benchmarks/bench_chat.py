@@ -2,7 +2,8 @@
 
 Run:  .venv/bin/python benchmarks/bench_chat.py  [--clients 200] [--messages 50] [--cap 1000]
 
-For each implementation (the stdlib's socketserver, then sockserv) the script starts the chat
+For each implementation (the stdlib's socketserver, then sockserv; --impls may add asyncio,
+and benchmarks/bench_engines.py compares every engine) the script starts the chat
 server in a child process (so that its memory is the server's alone; read from
 /proc/PID/status), connects the clients from this process, and prints:
 
@@ -235,13 +236,18 @@ def bench(impl_name, clients_wanted, messages, cap):
         if clients is not None:
             clients.close()
         child.stdin.close()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        child.stdout.close()
+        end_child(child)
     return figures
+
+
+def end_child(child, timeout=10):
+    """Wait for a server child that has been told to stop; kill it after timeout seconds."""
+    try:
+        child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    child.stdout.close()
 
 
 def pipeline_cost(lines=20_000):

@@ -30,6 +30,7 @@ import platform
 import re
 import resource
 import selectors
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +43,8 @@ from sockserv.examples import engines
 HOST = "127.0.0.1"
 PAYLOAD = b"0123456789abcdef0123456789abcdef"
 LISTENING = re.compile(r"listening on \S+:(\d+)")
+FULL = {"clients": 200, "messages": 50, "cap": 2000, "echo_seconds": 2.0}
+SMALL = {"clients": 100, "messages": 20, "cap": 300, "echo_seconds": 0.5}
 
 
 def echo_round_trips(engine, connections, seconds):
@@ -75,13 +78,8 @@ def echo_round_trips(engine, connections, seconds):
     finally:
         for sock in socks:
             sock.close()
-        child.send_signal(2)    # SIGINT: the server's own clean stop
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        child.stdout.close()
+        child.send_signal(signal.SIGINT)    # the server's own clean stop
+        bench_chat.end_child(child)
 
 
 def measure(names=engines.NAMES, *, clients=200, messages=50, cap=2000,
@@ -120,15 +118,18 @@ def table(results, clients, echo_connections):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true",
-                        help="lesson 10's size: 100 clients, 20 messages, cap 300, 0.5 s echoes")
-    parser.add_argument("--clients", type=int, default=200)
-    parser.add_argument("--messages", type=int, default=50)
-    parser.add_argument("--cap", type=int, default=2000)
-    parser.add_argument("--echo-seconds", type=float, default=2.0)
+                        help="lesson 10's size: 100 clients, 20 messages, cap 300, 0.5 s "
+                             "echoes (an option given as well wins)")
+    parser.add_argument("--clients", type=int, help="clients for fan-out and memory (200)")
+    parser.add_argument("--messages", type=int, help="fan-out repetitions (50)")
+    parser.add_argument("--cap", type=int, help="most chat clients to try holding (2000)")
+    parser.add_argument("--echo-seconds", type=float, help="seconds per echo figure (2)")
     parser.add_argument("--engines", default=",".join(engines.NAMES))
     args = parser.parse_args()
-    if args.small:
-        args.clients, args.messages, args.cap, args.echo_seconds = 100, 20, 300, 0.5
+    sizes = SMALL if args.small else FULL
+    for name, value in sizes.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     with open("/proc/loadavg") as loadavg:
