@@ -282,6 +282,9 @@ def test_forked_children_die_on_sigterm_even_if_the_parent_catches_it(impl):
             with connect(server) as sock:
                 sock.sendall(b"x")
                 assert sock.recv(1) == b"x"         # the child is past its set-up
+                # The parent records the pid after fork() returns, which can be
+                # after the child has already answered: wait for it, bounded.
+                assert _wait_until(lambda: len(_children(server)) == 1)
                 (pid,) = _children(server)
                 os.kill(pid, signal.SIGTERM)
                 assert sock.recv(1) == b""          # the child died, closing the connection
