@@ -200,7 +200,13 @@ def test_idle_in_handle_timeout_never_stops(monkeypatch):
 
 
 def test_idle_counting_turns_stops_too_soon():
-    fails_with(lesson09.check_idle_server, idle_server("turns"), words="before idle_timeout")
+    # Which of the check's two timing sentences fires depends on how many loop
+    # turns fit between requests, which a busy machine changes: a few turns stop
+    # this answer while requests still come, or right after the last one.  Both
+    # reject it for the reason that matters (turns are not seconds).
+    message = fails_with(lesson09.check_idle_server, idle_server("turns"))
+    assert ("before idle_timeout" in message
+            or "count the quiet time from the last request" in message), message
 
 
 def test_idle_starter_with_placeholder_is_told_to_fill_it_in():
