@@ -4,7 +4,8 @@ Private temporary folders: every pytest process (each xdist worker) gets
 its own folder and points ``TMPDIR`` (and ``tempfile.tempdir``) at it in
 ``pytest_configure``, before any test runs or any kernel starts; every test
 then gets a fresh folder of its own inside it (``_own_tmpdir``), and every
-notebook that nbval runs starts its kernel with a fresh ``TMPDIR`` too.  So
+notebook that nbval runs starts its kernel with a fresh ``TMPDIR`` too
+(``tests/notebook_kernels.py``, registered by the root ``conftest.py``).  So
 whatever a test, a subprocess it starts or a lesson's kernel creates with
 ``tempfile`` lands in a folder nobody else writes to, and a test that looks
 for what it left behind looks only there, never at the machine's /tmp.
@@ -95,25 +96,6 @@ def _own_tmpdir():
     finally:
         _set_tmpdir(PROCESS_TMPDIR)
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _is_nbval_cell(item):
-    return type(item).__module__.startswith("nbval") and type(item.parent).__name__ == "IPyNbFile"
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_setup(item):
-    """Start each notebook's nbval kernel (set up with its first cell) with a TMPDIR of its own."""
-    notebook = item.parent if _is_nbval_cell(item) else None
-    if notebook is None or hasattr(notebook, "_sockserv_tmpdir"):
-        yield
-        return
-    notebook._sockserv_tmpdir = tempfile.mkdtemp(prefix="k-", dir=PROCESS_TMPDIR)
-    os.environ["TMPDIR"] = notebook._sockserv_tmpdir  # read once, when the kernel starts
-    try:
-        yield
-    finally:
-        os.environ["TMPDIR"] = PROCESS_TMPDIR
 
 
 # -- the slowest files first -----------------------------------------------------

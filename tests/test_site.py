@@ -541,7 +541,7 @@ def test_course_zip_holds_what_a_learner_needs_and_nothing_else(site):
     assert readme == (ROOT / "README.md").read_bytes()
     assert all(name.startswith(course_zip.FOLDER + "/") for name in names)
     inside = {name[len(course_zip.FOLDER) + 1:] for name in names}
-    needed = {"README.md", "Makefile", "pyproject.toml", "requirements.txt", "constraints.txt",
+    needed = {"README.md", "Makefile", "pyproject.toml", "conftest.py", "requirements.txt", "constraints.txt",
               "mkdocs.yml", "src/sockserv/__init__.py", "tools/lessons.py",
               "tools/mkdocs_hooks.py", "tools/course_zip.py", "tests/test_site.py",
               "notebooks/sanitize.cfg", "docs/index.md"}

@@ -41,7 +41,7 @@ FOLDER = "sockserv-course"  # every entry sits in this folder inside the zip
 # What a learner needs: the set-up (Makefile, pinned requirements, the
 # package metadata), the package, the lessons, the site's sources and tools,
 # the tests and benchmarks that `make test` and `make bench` run.
-INCLUDED_FILES = {"README.md", "Makefile", "pyproject.toml", "mkdocs.yml", ".gitignore"}
+INCLUDED_FILES = {"README.md", "Makefile", "pyproject.toml", "mkdocs.yml", ".gitignore", "conftest.py"}
 INCLUDED_PATTERNS = ("requirements*.txt", "constraints*.txt")
 INCLUDED_DIRS = {"src", "notebooks", "docs", "tools", "tests", "benchmarks"}
 INCLUDED = sorted(INCLUDED_FILES | INCLUDED_DIRS | set(INCLUDED_PATTERNS))
