@@ -536,3 +536,36 @@ def test_without_prompt_toolkit_the_client_uses_readline_or_stays_plain(monkeypa
         assert editor is None
     monkeypatch.setitem(sys.modules, "readline", None)
     assert client_tty.line_editor("auto") is None
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_the_receiver_thread_leaves_ctrl_c_to_the_main_thread():
+    """SIGINT blocked in the receiver: a Ctrl-C taken there would never wake input().
+
+    (The hang this prevents: readline blocks SIGINT while it draws the prompt, the kernel
+    then hands the signal to the receiver, and the main thread waits in input() forever.)
+    """
+    from sockserv.examples.client_tty import TtySession
+
+    class RecordingEditor:
+        def __init__(self):
+            self.masks = []
+
+        def show(self, line):
+            self.masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+        def wake(self):
+            pass
+
+    ours, theirs = socket.socketpair()
+    editor = RecordingEditor()
+    session = TtySession(ours, editor)
+    receiver = threading.Thread(target=session.receive)
+    with ours, theirs:
+        receiver.start()
+        theirs.sendall(b"one line\n")
+        theirs.shutdown(socket.SHUT_WR)
+        receiver.join(TIMEOUT)
+    assert not receiver.is_alive()
+    assert editor.masks and all(signal.SIGINT in mask for mask in editor.masks)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # ours unchanged

@@ -174,6 +174,13 @@ class TtySession:
 
     def receive(self):
         """Show every line the server sends, above the line being typed."""
+        # Ctrl-C is for the main thread, waiting in the line editor.  The kernel hands a
+        # process-wide SIGINT to any thread that does not block it, and readline blocks it
+        # while it draws the prompt: taken here, the signal would never wake the main
+        # thread's input(), and the client would hang.  Blocked here, it waits for the
+        # main thread.  (No pthread_sigmask on Windows, where there is no readline either.)
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         shown = VisibleText()
         partial = ""
