@@ -24,6 +24,7 @@ open socket behind fails, whichever helper wrote it.  Mark a test with
 something alive on purpose; say why.
 """
 
+import functools
 import gc
 import glob
 import os
@@ -391,3 +392,79 @@ def running_server():
     runner = ServerRunner()
     yield runner
     runner.stop_all()
+
+
+# -- the website as published (tests/test_site.py, tests/test_site_lessons.py) -------
+# Each fixture imports tests/site_support.py itself: only the website's tests need it
+# (and test_core_guard.py runs a copy of this file where it is not at hand).
+
+
+@pytest.fixture(scope="session")
+def site_server(tmp_path_factory):
+    """An HTTP server on 127.0.0.1, at a free port, for the folder the site is built into.
+
+    It exists before the build because the build needs its address: Material's
+    instant navigation works only where the site is served at its site_url.
+    """
+    import site_support
+    site_dir = tmp_path_factory.mktemp("site-build") / "site"
+    handler = functools.partial(site_support.SubPathHandler, directory=str(site_dir))
+    server = site_support.SiteServer(("127.0.0.1", 0), handler)
+    try:
+        yield server, site_dir
+    finally:
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def built(site_server):
+    """The published site (sub-path, repository set), built once per session (per worker)."""
+    import site_support
+    server, site_dir = site_server
+    host, port = server.server_address[:2]
+    return site_support.mkdocs_build(
+        site_dir, SOCKSERV_SITE_URL=f"http://{host}:{port}{site_support.SUB_PATH}",
+        SOCKSERV_REPO_URL=site_support.REPO_URL, SOCKSERV_OFFLINE=None)
+
+
+@pytest.fixture(scope="session")
+def site(built):
+    """The built site; fails (once per test) if the build itself failed."""
+    if built.returncode != 0:
+        pytest.fail(f"mkdocs build --strict failed:\n{built.output}", pytrace=False)
+    return built
+
+
+@pytest.fixture(scope="session")
+def site_url(site, site_server):
+    """The built site's address (under SUB_PATH), served for the rest of the session."""
+    import site_support
+    server, _ = site_server
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="site-server")
+    thread.start()
+    try:
+        yield "http://%s:%d%s" % (*server.server_address[:2], site_support.SUB_PATH)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One Chromium for the browser tests of a worker; see site_support.launch_browser()."""
+    import site_support
+    with site_support.launch_browser() as chromium:
+        yield chromium
+
+
+@pytest.fixture(scope="session")
+def browser_context(browser):
+    """The desktop, light-scheme context (pages, solutions, downloads, navigation)."""
+    import site_support
+    context = site_support.new_context(browser)
+    try:
+        yield context
+    finally:
+        context.close()
