@@ -35,7 +35,8 @@ import sockserv
 
 __all__ = ["IMPLEMENTATIONS", "LOCALHOST", "POLL_INTERVAL", "CLIENT_TIMEOUT",
            "STOP_TIMEOUT", "TimedOut", "talk", "connect", "read_line",
-           "read_all", "serving", "run_bounded", "recording_errors"]
+           "read_all", "close_hard", "serving", "run_bounded", "recording_errors",
+           "MAX_EMPTY_READS", "ReadAfterEOF", "WatchedConnection"]
 
 #: Label -> module; the stdlib first.  Labels name the implementation in
 #: sentences and test ids ("on stdlib ...", ``test_x[sockserv]``).
@@ -133,6 +134,19 @@ def read_all(sock, deadline=None):
     except OSError as error:
         error.received = bytes(received)
         raise
+
+
+def close_hard(sock):
+    """Shut sock down both ways and close it, so that a thread blocked on it wakes up now.
+
+    close() alone does not wake a recv() or accept() that another thread is
+    blocked in (on Linux); shutdown() first does.
+    """
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # not connected, or already closed
+    sock.close()
 
 
 def talk(address, *chunks, family=socket.AF_INET, half_close=True,
@@ -360,5 +374,3 @@ class WatchedConnection(socket.socket):
             self.spun = True
             raise ReadAfterEOF(f"recv() returned b'' {self.empty_reads} times")
 
-
-__all__ += ["MAX_EMPTY_READS", "ReadAfterEOF", "WatchedConnection"]

@@ -48,7 +48,7 @@ import threading
 from .checks import (ExerciseFailed, check, describe_error, passed, preview,
                      require_filled_in)
 from .harness import (CLIENT_TIMEOUT, IMPLEMENTATIONS, LOCALHOST, STOP_TIMEOUT,
-                      ReadAfterEOF, TimedOut, WatchedConnection, connect,
+                      ReadAfterEOF, TimedOut, WatchedConnection, close_hard, connect,
                       recording_errors, run_bounded, serving, talk)
 
 __all__ = ["ReadAfterEOF", "check_sturdy_echo", "check_upper_echo",
@@ -71,19 +71,6 @@ STURDY_TIMEOUT = REPLY_TIMEOUT + WATCHED_TIMEOUT
 def _watch(conn, max_piece=None):
     """Move an accepted connection into a WatchedConnection with WATCHED_TIMEOUT."""
     return WatchedConnection.watching(conn, WATCHED_TIMEOUT, max_piece)
-
-
-def _close_hard(sock):
-    """Close sock so that a thread blocked on it wakes up now.
-
-    close() alone does not wake a recv() or accept() that another thread
-    is blocked in (on Linux); shutdown() first does.
-    """
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # not connected, or already closed
-    sock.close()
 
 
 def _reset(sock):
@@ -214,7 +201,7 @@ class _WatchedListener(socket.socket):
         for index, conn in enumerate(self.accepted):
             if conn.fileno() != -1:
                 self.left_open.append(index)
-                _close_hard(conn)
+                close_hard(conn)
         conn, address = super().accept()
         watched = _watch(conn)
         self.accepted.append(watched)
@@ -281,12 +268,12 @@ def check_sturdy_echo(sturdy_echo_server):
             outcome["raised"] = error
     finally:
         # Wake whatever is still blocked on these sockets, learner's or ours.
-        _close_hard(listener)
+        close_hard(listener)
         if clients is not None:
             clients.join(CLIENT_TIMEOUT)
         still_open = [conn.fileno() != -1 for conn in listener.accepted]
         for conn in listener.accepted:
-            _close_hard(conn)
+            close_hard(conn)
         if "stuck" in outcome:
             outcome["stuck"].join(WATCHED_TIMEOUT)
     _report_sturdy(who, listener, replies, outcome, still_open)

@@ -45,7 +45,8 @@ import time
 
 from .checks import ExerciseFailed, check, describe_error, passed, preview, require_filled_in
 from .harness import (IMPLEMENTATIONS, LOCALHOST, MAX_EMPTY_READS, STOP_TIMEOUT, ReadAfterEOF,
-                      TimedOut, WatchedConnection, read_all, recording_errors, serving)
+                      TimedOut, WatchedConnection, close_hard, read_all, recording_errors,
+                      serving)
 
 __all__ = ["MAX_LINE", "MAX_FRAME", "SEND_PIECE", "test_ends_at_eof",
            "test_sends_everything", "test_split_character", "test_one_reply_per_line",
@@ -111,15 +112,6 @@ class _Watched(WatchedConnection):
         """Call once the handler has returned: bytes still unsent count as lost."""
         if self._unsent:
             self._note_lost()
-
-
-def _close_hard(sock):
-    """Shut sock down both ways and close it, waking a thread blocked on it."""
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # not connected any more
-    sock.close()
 
 
 def _server_class(impl, max_piece):
@@ -216,7 +208,7 @@ def _run(label, impl, handler_class, conversations, *, max_piece=None, waiting=N
                 f"the server could not stop within {STOP_TIMEOUT:g} s.") from None
         finally:
             for conn in server.watched:
-                _close_hard(conn)
+                close_hard(conn)
     check(not any(conn.spun for conn in server.watched), _spun(who))
     if server.errors:
         raise ExerciseFailed(_describe(server.errors[0][1], who, waiting))
