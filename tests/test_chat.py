@@ -29,6 +29,9 @@ from sockserv.examples.chat_protocol import LINES, doc_form
 
 HOST = "127.0.0.1"
 TIMEOUT = 5.0           # for every single read, join or wait: long, never expected to pass
+#: serve_forever()'s poll interval.  The stdlib's shutdown() waits for the loop's next turn,
+#: so every test's stop on that engine waits up to this long: short keeps the file quick.
+POLL = 0.01
 PAGE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "chat-protocol.md"
 
 #: Every engine, by its --impl name: the one list is engines.NAMES.
@@ -147,7 +150,7 @@ class RunningChat:
         self.port = server.server_address[1]
         self.clients = []
         self.thread = threading.Thread(target=server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, name="test chat serve")
+                                       kwargs={"poll_interval": POLL}, name="test chat serve")
         self.thread.start()
         self.idle_threads = threading.active_count()
 
@@ -407,11 +410,13 @@ def test_bytes_after_the_last_newline_are_not_a_line(chat):
 
 
 def test_idle_clients_are_told_and_disconnected(start_chat):
-    chat = start_chat(idle_timeout=1.0)
+    chat = start_chat(idle_timeout=0.7)
     client = chat.join()
-    for _ in range(3):
-        # Three pings 0.4 s apart: 1.2 s connected, never idle for 1 s.
-        time.sleep(0.4)
+    for _ in range(9):
+        # Nine pings 0.1 s apart: 0.9 s connected, longer than the idle timeout, yet never
+        # idle for 0.7 s.  Each gap may stretch by 0.6 s on a busy machine before the server
+        # could see an idle client.
+        time.sleep(0.1)
         assert client.ping() == []
     assert client.read_to_eof() == ["* idle timeout"]
     chat.assert_recovered()

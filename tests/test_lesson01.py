@@ -16,9 +16,37 @@ import pytest
 
 from lesson_checks import accepted_pair, fails_with, passes
 from sockserv.teach import lesson01
-from sockserv.teach.harness import IMPLEMENTATIONS, MAX_EMPTY_READS
+from sockserv.teach.harness import CLIENT_TIMEOUT, IMPLEMENTATIONS, MAX_EMPTY_READS
 
 IMPLS = [pytest.param(impl, id=label) for label, impl in IMPLEMENTATIONS.items()]
+
+#: Seconds a check waits, in the tests below, for what the wrong answer under test can
+#: never do (reply to the end, return, let the server stop, see a fourth client), in place
+#: of the lesson's own bounds: sized for a busy machine, they only decide how soon a hang
+#: is reported.  A bound that a right answer, or the check's own setup, must meet keeps
+#: the lesson's value.
+GIVE_UP = 0.5
+
+
+def client_gives_up_once(ready, monkeypatch):
+    """Make check_upper_echo's client, when its reply times out, wait for ready first.
+
+    ready is an Event that the test's handler sets once it is where it hangs.  A handler
+    that a busy machine scheduled late may not be there yet when a short reply bound
+    passes; the check would then look too early and report another fault than the one
+    under test.  Waiting here (within CLIENT_TIMEOUT) keeps the check's order of events
+    whatever the load, while the bound itself stays short.
+    """
+    real_talk = lesson01.talk
+
+    def talk(*args, **kwargs):
+        try:
+            return real_talk(*args, **kwargs)
+        except TimeoutError:
+            ready.wait(CLIENT_TIMEOUT)
+            raise
+
+    monkeypatch.setattr(lesson01, "talk", talk)
 
 
 # -- the watched connection -------------------------------------------------
@@ -241,7 +269,19 @@ def test_sturdy_echo_that_spins_is_reported_even_when_it_catches_everything():
     assert "kept calling recv() after it returned b''" in message
 
 
-def test_sturdy_echo_that_accepts_forever_is_reported():
+def test_sturdy_echo_that_accepts_forever_is_reported(monkeypatch):
+    class FourthAcceptGivesUpSoon(lesson01._WatchedListener):
+        """Only the accept() after the last client waits GIVE_UP: no client comes for it.
+
+        The accept()s before it wait for the check's clients, so they keep WATCHED_TIMEOUT.
+        """
+
+        def accept(self):
+            if self.accept_calls == lesson01.STURDY_CLIENTS:
+                self.settimeout(GIVE_UP)
+            return super().accept()
+
+    monkeypatch.setattr(lesson01, "_WatchedListener", FourthAcceptGivesUpSoon)
     message = fails_with(lesson01.check_sturdy_echo, sturdy_serves_forever)
     assert message == ("sturdy_echo_server() called accept() again after its 3 "
                        "clients: serve `clients` connections, then return.")
@@ -374,23 +414,33 @@ def test_upper_echo_that_drops_the_last_piece_is_reported(impl):
     assert message.startswith("on stdlib the handler sent back only "), message
 
 
-def test_upper_echo_handler_that_never_returns_fails_in_bounded_time():
-    release = threading.Event()
+def test_upper_echo_handler_that_never_returns_fails_in_bounded_time(monkeypatch):
+    # Neither bound can be met by this handler: the reply never ends, the server never stops.
+    monkeypatch.setattr(lesson01, "REPLY_TIMEOUT", GIVE_UP)
+    monkeypatch.setattr(lesson01, "STOP_TIMEOUT", GIVE_UP)
+    entered, release = threading.Event(), threading.Event()
+    client_gives_up_once(entered, monkeypatch)
 
     class NeverReturns(IMPLEMENTATIONS["stdlib"].BaseRequestHandler):
         def handle(self):
+            entered.set()
             release.wait(30)  # stands for "forever"; released below
 
     try:
         message = fails_with(lesson01.check_upper_echo, NeverReturns)
     finally:
         release.set()  # so that its thread ends, and the leak guard finds nothing
+    # The sentence names the bounds in force (the lesson's own are 3 s and 3 s).
     assert message == ("handle() on stdlib never returned: the client had closed its "
-                       "side and waited 3 s, and the server could not stop within 3 s.")
+                       "side and waited 0.5 s, and the server could not stop within 0.5 s.")
 
 
-def test_upper_echo_handler_that_spins_and_catches_everything_is_reported():
-    release = threading.Event()
+def test_upper_echo_handler_that_spins_and_catches_everything_is_reported(monkeypatch):
+    # Neither bound can be met by this handler: the reply never ends, the server never stops.
+    monkeypatch.setattr(lesson01, "REPLY_TIMEOUT", GIVE_UP)
+    monkeypatch.setattr(lesson01, "STOP_TIMEOUT", GIVE_UP)
+    swallowed, release = threading.Event(), threading.Event()
+    client_gives_up_once(swallowed, monkeypatch)
 
     class SpinsAndCatches(IMPLEMENTATIONS["stdlib"].BaseRequestHandler):
         def handle(self):
@@ -398,7 +448,7 @@ def test_upper_echo_handler_that_spins_and_catches_everything_is_reported():
                 try:
                     self.request.sendall(self.request.recv(1024).upper())
                 except Exception:
-                    pass  # swallows the watched socket's alarm, and spins on
+                    swallowed.set()  # swallows the watched socket's alarm, and spins on
 
     try:
         message = fails_with(lesson01.check_upper_echo, SpinsAndCatches)
@@ -408,7 +458,12 @@ def test_upper_echo_handler_that_spins_and_catches_everything_is_reported():
                               "returned b''"), message
 
 
-def test_upper_echo_handler_that_finishes_late_is_reported():
+def test_upper_echo_handler_that_finishes_late_is_reported(monkeypatch):
+    # The handler starts its wait after the client's reply bound has started, and waits
+    # longer than it: that bound can be short.  The server must still stop once the
+    # handler returns, so STOP_TIMEOUT keeps the lesson's value.
+    monkeypatch.setattr(lesson01, "REPLY_TIMEOUT", GIVE_UP)
+
     class Late(IMPLEMENTATIONS["stdlib"].BaseRequestHandler):
         def handle(self):
             while data := self.request.recv(1024):
@@ -417,7 +472,8 @@ def test_upper_echo_handler_that_finishes_late_is_reported():
             self.request.sendall(b"too late")
 
     message = fails_with(lesson01.check_upper_echo, Late)
-    assert message == ("handle() on stdlib had not finished 3 s after the client "
+    # The sentence names the bound in force (the lesson's own is 3 s).
+    assert message == ("handle() on stdlib had not finished 0.5 s after the client "
                        "closed its side: stop reading when recv() returns b'', and return.")
 
 
