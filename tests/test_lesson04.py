@@ -3,9 +3,18 @@ plausible wrong answer with one sentence that says what is wrong, without
 naming the right answer, within a bound.
 
 The leak guard in conftest.py checks that no check leaves a thread, a child
-process or a socket behind.  The checks that fork ignore only the fork
-warning of Python 3.12+ (lesson04.forking_on_purpose), so pytest's
-warnings-as-errors still sees every other warning.
+process or a socket behind.
+
+Sooner failures: where a wrong mix-in fails only when a bound runs out that
+it can never meet, the test shortens that one bound, for that one run, so
+the same sentence comes sooner; every run a right answer (or the wrong one,
+on its way to its mistake) must get through keeps its bounds.  The timeline
+checks wait for nothing: their time is the scenarios' own handlers, whose
+TIMELINE_WAIT is what makes requests overlap, so it stays.
+
+The checks that fork ignore only the fork warning of Python 3.12+
+(lesson04.forking_on_purpose), so pytest's warnings-as-errors still sees
+every other warning.
 """
 
 import concurrent.futures
@@ -272,6 +281,44 @@ class PoolOnTheClass(PoolMixIn):
             PoolOnTheClass.pool = concurrent.futures.ThreadPoolExecutor(self.max_workers)
 
 
+def _close_request_waited_for_briefly(mixin, fails, seconds=0.2):
+    """For check_pool_mixin's traced run of mixin with this fails, the close_request wait is brief.
+
+    Every other traced run (ThreadingMixIn's, and mixin's other one) keeps
+    the bound, as does everything else in that run (its client's talk()).
+    """
+    class BriefRecorder(lesson04.Recorder):
+        def wait_for(self, event, timeout):
+            return super().wait_for(event, min(timeout, seconds))
+
+    def shorten(monkeypatch):
+        traced_hooks = lesson04._traced_hooks
+
+        def traced_hooks_brief_for_the_one_run(mixin_or_none, impl, fails_now):
+            if mixin_or_none is not mixin or fails_now != fails:
+                return traced_hooks(mixin_or_none, impl, fails_now)
+            with monkeypatch.context() as brief:
+                brief.setattr(lesson04, "Recorder", BriefRecorder)
+                return traced_hooks(mixin_or_none, impl, fails_now)
+
+        monkeypatch.setattr(lesson04, "_traced_hooks", traced_hooks_brief_for_the_one_run)
+
+    return shorten
+
+
+#: How a wrong mix-in whose failure waits for a bound it can never meet fails sooner.
+POOL_SOONER = {
+    # It serves one request at a time, so a handler's wait for one request more
+    # than the pool allows can never end early: each of the four lasts CROWD_WAIT.
+    NoPool: lambda monkeypatch: monkeypatch.setattr(lesson04, "CROWD_WAIT", 0.05),
+    # A handle() that raises leaves its error in the Future: close_request()
+    # never runs for it (the request that succeeds, before, is closed as it should be).
+    SuperInThePool: _close_request_waited_for_briefly(SuperInThePool, fails=True),
+    # It never calls shutdown_request(), so never close_request(), from the first request on.
+    NoShutdownRequest: _close_request_waited_for_briefly(NoShutdownRequest, fails=False),
+}
+
+
 def test_pool_mixin_passes_on_the_solution(capsys):
     passes(lesson04.check_pool_mixin, PoolMixIn, capsys=capsys)
 
@@ -293,7 +340,8 @@ def test_pool_mixin_fails_on_the_starter_with_fill_in():
 # ResourceWarning (pytest reports it as unraisable): that is the learner's bug shown.
 @pytest.mark.filterwarnings("ignore::ResourceWarning",
                             "ignore::pytest.PytestUnraisableExceptionWarning")
-def test_pool_mixin_fails_on_a_wrong_mixin(mixin, words, short_bounds):
+def test_pool_mixin_fails_on_a_wrong_mixin(mixin, words, short_bounds, monkeypatch):
+    POOL_SOONER.get(mixin, lambda mp: None)(monkeypatch)
     try:
         message = fails_with(lesson04.check_pool_mixin, mixin, words=words)
         assert "submit" not in message and "Executor" not in message  # never names the answer

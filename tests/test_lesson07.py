@@ -8,6 +8,16 @@ the classroom-ready version.  Each exercise check must pass on the worked
 solution (also taken from the notebook) and fail on at least two plausible
 wrong answers.  Everything is bounded, and the leak guard in conftest.py
 checks that nothing is left behind, whichever way a check ends.
+
+Sooner failures: where a wrong answer fails only when a bound runs out that
+it can never meet (a line it never sends, a stop that never returns, a read
+that never gets a reply), the test shortens that one bound for itself, so
+the same sentence comes in a fraction of a second instead of the lesson's
+full wait.  Only such bounds: what the wrong answer must still do first
+(connect, be welcomed, hear itself, take a name) keeps the lesson's own
+bounds, and so does every run of a right answer; a bound that tells wrong
+from right by timing (the slow reader stalls the others for STALL_WAIT s)
+is never shortened.
 """
 
 import ast
@@ -17,10 +27,12 @@ import pathlib
 import socket
 import threading
 import time
+import types
 
 import pytest
 
 from lesson_checks import fails_with, passes
+from sockserv.examples import chat
 from sockserv.teach import lesson07
 
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "07-chat-server.ipynb"
@@ -54,6 +66,30 @@ OUTBOX = (NB["OutboxServer"], NB["OutboxChatHandler"])
 CLASSROOM = (NB["ClassroomChatServer"], NB["ClassroomChatHandler"])
 
 
+# -- failing sooner ----------------------------------------------------------------------
+
+#: A shortened bound, in seconds: anything works for a wait that can never end
+#: well; this one still leaves a wrong answer's reply, were it to come, time to.
+SOON = 0.25
+
+
+def _shorten(monkeypatch, **bounds):
+    """Set lesson07's bounds by name (SETTLE=..., STOP_WAIT=...) for the one test."""
+    for name, seconds in bounds.items():
+        assert isinstance(getattr(lesson07, name), float), name
+        monkeypatch.setattr(lesson07, name, seconds)
+
+
+def _wait_for_capped(monkeypatch, wanted, seconds=SOON):
+    """_Client.wait_for(wanted, ...) waits at most seconds; waits for other bytes are unchanged."""
+    wait_for = lesson07._Client.wait_for
+
+    def capped(client, what, limit):
+        return wait_for(client, what, min(limit, seconds) if what == wanted else limit)
+
+    monkeypatch.setattr(lesson07._Client, "wait_for", capped)
+
+
 # -- the bug tests on the stages ------------------------------------------------------
 
 FIRST_FAILURES = {
@@ -65,7 +101,23 @@ FIRST_FAILURES = {
     "test_framing": "never arrived as one line",
     "test_line_too_long": "did not get b'! line too long\\n'",
     "test_idle_timeout": "was not sent b'* idle timeout\\n' and closed",
-    "test_stop": "shutdown() and server_close() did not return within 2 s",
+    "test_stop": f"shutdown() and server_close() did not return within {SOON:g} s",
+}
+
+#: How each bug test fails sooner on the first chat server, where it waits for
+#: what that server can never do (every one of these waits comes after the
+#: clients have joined, and stops nothing a later step needs).
+FIRST_SOONER = {
+    # The quiet client never speaks, so it is never registered, so it never hears.
+    "test_silent_client_hears": lambda mp: _shorten(mp, SETTLE=SOON),
+    # It relays recv(1024) chunks: the 1024-byte line never arrives whole, and
+    # it never refuses a line (every wait of this test on it is 4 * SETTLE).
+    "test_line_too_long": lambda mp: _shorten(mp, SETTLE=SOON / 4),
+    # A BaseRequestHandler ignores ``timeout``: the idle line never comes (the
+    # test waits IDLE_TIMEOUT + 1.5 s for it, a sum the test cannot set).
+    "test_idle_timeout": lambda mp: _wait_for_capped(mp, lesson07.IDLE_LINE),
+    # server_close() waits for the handlers, which wait for clients that stay.
+    "test_stop": lambda mp: _shorten(mp, STOP_WAIT=SOON),
 }
 
 
@@ -74,18 +126,22 @@ def test_bug_tests_are_listed_in_order():
 
 
 @pytest.mark.parametrize("name", FIRST_FAILURES)
-def test_each_bug_test_fails_on_the_first_chat_server(name):
+def test_each_bug_test_fails_on_the_first_chat_server(name, monkeypatch):
+    FIRST_SOONER.get(name, lambda mp: None)(monkeypatch)
     fails_with(getattr(lesson07, name), *FIRST, words=FIRST_FAILURES[name])
 
 
 @pytest.mark.parametrize("stage, name, words", [
     (LOCKED, "test_slow_reader", "give each client its own outbox"),
     (LOCKED, "test_idle_timeout", "catch TimeoutError around readline()"),
-    (LOCKED, "test_stop", "did not return within"),
+    (LOCKED, "test_stop", f"did not return within {SOON:g} s"),
     (OUTBOX, "test_idle_timeout", "give the handler a timeout"),
     (OUTBOX, "test_stop", "tell everyone, then close their connections"),
 ], ids=["locked-slow", "locked-idle", "locked-stop", "outbox-idle", "outbox-stop"])
-def test_a_later_stage_still_fails_what_it_has_not_fixed(stage, name, words):
+def test_a_later_stage_still_fails_what_it_has_not_fixed(stage, name, words, monkeypatch):
+    if name == "test_stop":
+        # Neither stage has a stop(): server_close() waits for handlers whose clients stay.
+        _shorten(monkeypatch, STOP_WAIT=SOON)
     fails_with(getattr(lesson07, name), *stage, words=words)
 
 
@@ -159,7 +215,11 @@ def test_me_solution_passes(capsys):
     (MeSplitAndJoined, "keep the action's text as it was typed"),
     (MeEmptyActionSent, "an empty action is not sent"),
 ], ids=["starter", "unchanged", "sender-only", "stripped", "split", "empty-sent"])
-def test_me_check_rejects_wrong_answers(answer, words):
+def test_me_check_rejects_wrong_answers(answer, words, monkeypatch):
+    if answer is MeToTheSenderOnly:
+        # The other client is never sent the action; its wait (4 * SETTLE) is
+        # the only use of SETTLE in the check, after the room has met.
+        _shorten(monkeypatch, SETTLE=SOON / 4)
     fails_with(lesson07.check_me_action, CLASSROOM[0], answer, words=words)
 
 
@@ -229,8 +289,34 @@ def test_msg_solution_passes(capsys):
     (MsgWithoutCopy, "the sender received ''"),
     (MsgUsageUnchecked, "expected '! usage: /msg NAME TEXT'"),
 ], ids=["starter", "unchanged", "no-lookup", "no-copy", "no-usage"])
-def test_msg_check_rejects_wrong_answers(answer, words):
+def test_msg_check_rejects_wrong_answers(answer, words, monkeypatch):
+    if answer is MsgWithoutCopy:
+        # The sender is never sent its copy: its first read is the one that fails.
+        _sender_reads_capped(monkeypatch)
     fails_with(lesson07.check_private_message, CLASSROOM[0], answer, words=words)
+
+
+def _sender_reads_capped(monkeypatch, seconds=SOON):
+    """In a check's room, each _next_line() of the first client (the sender) waits at most seconds.
+
+    The others' reads keep the lesson's bound (the addressee does get its line,
+    and must, for the check to come to the sender's copy).
+    """
+    room_of, next_line = lesson07._room_of, lesson07._next_line
+    sender = []
+
+    def room_remembering_the_sender(scenario, count):
+        clients = room_of(scenario, count)
+        sender[:] = clients[:1]
+        return clients
+
+    def next_line_capped(client, *limit):
+        if any(client is first for first in sender):
+            limit = (min(limit[0], seconds),) if limit else (seconds,)
+        return next_line(client, *limit)
+
+    monkeypatch.setattr(lesson07, "_room_of", room_remembering_the_sender)
+    monkeypatch.setattr(lesson07, "_next_line", next_line_capped)
 
 
 # -- exercise 3: the bot -----------------------------------------------------------
@@ -274,11 +360,75 @@ def test_bot_solution_passes(capsys):
     (bot_answers_everything, "to a question it does not know"),
     (bot_without_a_name, "send b'/nick bot'"),
 ], ids=["starter", "case-sensitive", "answers-everything", "no-nick"])
-def test_bot_check_rejects_wrong_answers(answer, words):
+def test_bot_check_rejects_wrong_answers(answer, words, monkeypatch):
+    if answer is bot_without_a_name:
+        # Nobody ever takes the name; once the server stops, the bot returns
+        # as it should, within the lesson's BOT_WAIT.
+        _bot_wait_until_the_stop(monkeypatch, before=SOON, after=lesson07.BOT_WAIT)
+    elif answer is bot_case_sensitive:
+        # The answer to '  When is the BREAK?  ' never comes; the student's
+        # welcome, read before it speaks, keeps the lesson's bound.
+        _student_reads_capped_once_it_speaks(monkeypatch)
     fails_with(lesson07.check_bot, answer, words=words)
 
 
-def test_bot_check_rejects_a_bot_that_never_leaves():
+def _bot_wait_until_the_stop(monkeypatch, before, after):
+    """lesson07.BOT_WAIT is before until check_bot stops its chat server, and after from then on.
+
+    Before the stop it bounds the wait for the bot's name and the student's
+    reads; after it, the wait for the bot to return.
+    """
+    make_server = chat.make_server
+
+    def make_server_switching_at_the_stop(*args, **kwargs):
+        server = make_server(*args, **kwargs)
+        stop = server.stop
+
+        def switch_then_stop():
+            monkeypatch.setattr(lesson07, "BOT_WAIT", after)
+            stop()
+
+        server.stop = switch_then_stop
+        return server
+
+    monkeypatch.setattr(chat, "make_server", make_server_switching_at_the_stop)
+    monkeypatch.setattr(lesson07, "BOT_WAIT", before)
+
+
+class _CappedOnceItSends(socket.socket):
+    """A client socket that keeps its timeout until its first send, then has at most ``cap`` s."""
+
+    cap = None
+
+    def sendall(self, data, *flags):
+        if self.cap is not None:
+            self.settimeout(min(self.gettimeout(), self.cap))
+            self.cap = None
+        return super().sendall(data, *flags)
+
+
+def _student_reads_capped_once_it_speaks(monkeypatch, seconds=SOON):
+    """check_bot's student connection: its timeout, once it has said something, is seconds.
+
+    Only lesson07's own name ``socket`` sees the change (the bot and the
+    server use the real module).
+    """
+    def create_connection(address, timeout, *args, **kwargs):
+        sock = socket.create_connection(address, timeout, *args, **kwargs)
+        capped = _CappedOnceItSends(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        capped.settimeout(timeout)
+        capped.cap = seconds
+        return capped
+
+    module = types.SimpleNamespace(**vars(socket))
+    module.create_connection = create_connection
+    monkeypatch.setattr(lesson07, "socket", module)
+
+
+def test_bot_check_rejects_a_bot_that_never_leaves(monkeypatch):
+    # It answers like a right bot, with the lesson's bounds; only the wait for
+    # it to return after the stop, which it never does, is short.
+    _bot_wait_until_the_stop(monkeypatch, before=lesson07.BOT_WAIT, after=SOON)
     released = threading.Event()
 
     def bot_ignores_the_end(address):
