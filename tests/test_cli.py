@@ -33,6 +33,9 @@ HOST = "127.0.0.1"
 TIMEOUT = 5.0
 #: A server that has not exited this long after a signal is hung.
 HANG = 5.0
+#: The first output of a command just started: a new interpreter importing sockserv, which
+#: took over 5 s on this 2-core machine with two test runs side by side (16 workers).
+STARTUP = 30.0
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "command-line.md"
 #: Every engine (engines.NAMES, the one list).
 IMPLS = list(engines.NAMES)
@@ -69,22 +72,27 @@ class Command:
         ]
         for reader in self._readers:
             reader.start()
+        self._heard = False     # has a line been read yet (so the interpreter is up)?
 
     @staticmethod
     def _pump(stream, put):
         for line in stream:
             put(line)
 
-    def line(self, timeout=TIMEOUT):
-        """The next stdout line; fails after timeout."""
+    def line(self, timeout=None):
+        """The next stdout line; fails after timeout (the first: STARTUP, then TIMEOUT)."""
+        if timeout is None:
+            timeout = TIMEOUT if self._heard else STARTUP
         try:
-            return self.stdout.get(timeout=timeout)
+            line = self.stdout.get(timeout=timeout)
         except queue.Empty:
             pytest.fail(f"no output within {timeout} s; stderr: {self.stderr}")
+        self._heard = True
+        return line
 
     def listening(self):
         """Wait for the `listening on` line; return the port it names."""
-        line = self.line(timeout=10.0)    # a cold interpreter start can be slow
+        line = self.line()
         match = LISTENING.search(line)
         assert match, f"not a listening line: {line!r}; stderr: {self.stderr}"
         return int(match.group(2))
@@ -96,8 +104,11 @@ class Command:
         status = self.wait()
         return status, time.monotonic() - started
 
-    def wait(self, timeout=HANG):
-        """Wait for the exit status; fails if the process hangs."""
+    def wait(self, timeout=None):
+        """Wait for the exit status; fails if the process hangs (HANG, or STARTUP if
+        nothing has been read from it yet: it may still be starting)."""
+        if timeout is None:
+            timeout = HANG if self._heard else STARTUP
         deadline = time.monotonic() + timeout
         # Its pipes reach end of file as it exits, and their readers end at once then;
         # Popen.wait(timeout) alone would poll, in steps of up to 50 ms.  Whatever holds
@@ -595,7 +606,7 @@ def test_the_console_is_on_by_default_when_stdin_is_a_terminal():
         with command("chat", "--port", "0", stdin=slave) as cmd:
             os.close(slave)
             slave = None
-            line = cmd.line(timeout=10.0)
+            line = cmd.line()
             assert "impl sockserv; console on: type help); press Ctrl-C" in line
             os.write(master, b"who\n")
             assert cmd.line() == "users (0): nobody\n"
@@ -609,5 +620,5 @@ def test_the_console_is_on_by_default_when_stdin_is_a_terminal():
 
 def test_no_console_when_stdin_is_not_a_terminal():
     with command("chat", "--port", "0") as cmd:      # stdin is /dev/null
-        line = cmd.line(timeout=10.0)
+        line = cmd.line()
         assert "console" not in line

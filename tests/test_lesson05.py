@@ -113,7 +113,10 @@ def test_countdown_server_close_does_not_stop_the_loop(impl, short_bounds):
                words="server_close() was called from inside serve_forever()")
 
 
-def test_countdown_one_request_too_many(short_bounds):
+def test_countdown_one_request_too_many(monkeypatch):
+    """Short replies only: after its one request too many this answer does stop, from
+    another thread, and the check must give that stop the lesson's own bound."""
+    monkeypatch.setattr(lesson05, "CLIENT_TIMEOUT", 0.5)
     fails_with(lesson05.check_countdown_server, countdown(stdlib, "late"), words="one too many")
 
 
@@ -127,7 +130,18 @@ def test_countdown_count_on_the_handler_never_stops(short_bounds):
                words="was still running")
 
 
-def test_countdown_hard_coded_limit_fails_with_limit_one(short_bounds):
+def test_countdown_hard_coded_limit_fails_with_limit_one(monkeypatch):
+    """Right for limit = 3, so that run keeps the lesson's bounds (its stop must be waited
+    for, however busy the machine); only the run with limit = 1, which never stops, is
+    given short ones."""
+    run_for_real = lesson05._countdown_run
+
+    def run(server_class, limit):
+        if limit == 1:
+            monkeypatch.setattr(lesson05, "STOP_TIMEOUT", 0.5)
+        run_for_real(server_class, limit)
+
+    monkeypatch.setattr(lesson05, "_countdown_run", run)
     message = fails_with(lesson05.check_countdown_server, countdown(stdlib, "three"),
                          words="was still running")
     assert "limit = 1" in message

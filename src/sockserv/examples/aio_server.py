@@ -197,12 +197,15 @@ class AsyncioServer:
     async def finish(self):
         """End every client's connection after stop().  May be overridden."""
 
-    def call_in_loop(self, function, *args, timeout=2.0):
+    def call_in_loop(self, function, *args, timeout=10.0):
         """Run function(*args) on the loop and return its result; from any thread.
 
         Directly when there is no loop (not serving, or stopped) or when called from the
         loop's own thread.  For the teacher's console and for tests, which live in other
-        threads: the loop's objects are not thread-safe.
+        threads: the loop's objects are not thread-safe.  timeout only bounds a loop that
+        is stuck: one busy with hundreds of connections on a loaded machine can take
+        seconds to get to the call (2 s was once too short, with 200 clients and two test
+        runs side by side on 2 cores); TimeoutError after it.
         """
         loop = self.loop
         if loop is None or _running_loop() is loop:
