@@ -69,6 +69,9 @@ SCHEMES = {"light": "default", "dark": "slate"}  # Material's data-md-color-sche
 # do not measure speed.
 BUILD_TIMEOUT = 240  # seconds
 BROWSER_TIMEOUT_MS = 30_000  # any one browser step: load a page, draw its diagrams
+# Reaching the next page by a click: fetching and drawing a lesson page took over 30 s once,
+# with two test runs side by side on 2 cores (16 workers, 6 browsers).
+NAVIGATION_TIMEOUT_MS = 2 * BROWSER_TIMEOUT_MS
 MERMAID_SCRIPT = "mermaid.min.js"
 
 # Material draws each diagram into a *closed* shadow root, which no DOM query

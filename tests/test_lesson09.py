@@ -213,6 +213,28 @@ def test_idle_solution_passes(capsys):
     passes(lesson09.check_idle_server, idle_server(), capsys=capsys)
 
 
+def test_idle_check_runs_again_when_its_own_requests_came_too_late(monkeypatch, capsys):
+    """A stop "while busy" whose requests came further apart than idle_timeout is the
+    machine's fault, not the answer's: the check runs again and judges the next run."""
+    real_run, runs = lesson09._idle_run, []
+
+    def starved_first(server_class, idle_timeout):
+        runs.append(idle_timeout)
+        if len(runs) == 1:
+            return {"served": 3, "largest_gap": idle_timeout, "alive_while_busy": False}
+        return real_run(server_class, idle_timeout)
+
+    monkeypatch.setattr(lesson09, "_idle_run", starved_first)
+    passes(lesson09.check_idle_server, idle_server(), capsys=capsys)
+    assert runs == [0.4, 0.4, 0.6]
+
+
+def test_idle_check_on_a_machine_always_too_busy_says_so(monkeypatch):
+    monkeypatch.setattr(lesson09, "_idle_run", lambda server_class, idle_timeout: {
+        "served": 3, "largest_gap": 0.5, "alive_while_busy": False})
+    fails_with(lesson09.check_idle_server, idle_server(), words="too busy")
+
+
 def test_idle_shutdown_from_service_actions_is_a_deadlock():
     fails_with(lesson09.check_idle_server, idle_server("direct"), words="deadlock")
 

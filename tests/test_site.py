@@ -41,10 +41,10 @@ from urllib.parse import urljoin
 
 import pytest
 
-from site_support import (COURSE_ZIP, MERMAID_SCRIPT, REPO_URL, ROOT, VARIANTS, PageChecks,
-                          Recorder, Visit, build_warnings, check_diagrams, count_diagrams,
-                          course_zip, pages_without_course_download, remote_resources,
-                          visit_page, watch)
+from site_support import (COURSE_ZIP, MERMAID_SCRIPT, NAVIGATION_TIMEOUT_MS, REPO_URL, ROOT,
+                          VARIANTS, PageChecks, Recorder, Visit, build_warnings, check_diagrams,
+                          count_diagrams, course_zip, pages_without_course_download,
+                          remote_resources, visit_page, watch)
 
 # Limits that stop a hang; they do not measure speed (see site_support).
 pytestmark = pytest.mark.timeout(600)
@@ -276,7 +276,7 @@ def test_instant_navigation_draws_diagrams_offline(site, site_url, browser_conte
                                               "links => links.map(a => a.href)")
             assert target in hrefs, f"no link to {target} in the navigation"
             page.locator(".md-nav--primary a.md-nav__link[href]").nth(hrefs.index(target)).click()
-            page.wait_for_url(target)
+            page.wait_for_url(target, timeout=NAVIGATION_TIMEOUT_MS)
             visit.diagrams = count_diagrams(site, name)
             check_diagrams(page, visit)
             assert page.evaluate("window.__sockservNoReload === true"), "a full page load happened"

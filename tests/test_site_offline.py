@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from site_support import (COURSE_ZIP, REPO_URL, ROOT, Recorder, Visit, build_warnings,
+from site_support import (COURSE_ZIP, NAVIGATION_TIMEOUT_MS, REPO_URL, ROOT, Recorder, Visit,
+                          build_warnings,
                           check_diagrams, count_diagrams, mkdocs_build, new_context,
                           pages_without_course_download, problems, remote_resources, report,
                           watch)
@@ -124,7 +125,7 @@ def offline_visits(offline_site, offline_url, browser):
                 if target in hrefs:
                     page.locator(".md-nav--primary a.md-nav__link[href]").nth(
                         hrefs.index(target)).click()
-                    page.wait_for_url(target)
+                    page.wait_for_url(target, timeout=NAVIGATION_TIMEOUT_MS)
                     visit.reached_by_click = True
                 else:
                     page.goto(target, wait_until="load")

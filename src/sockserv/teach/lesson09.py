@@ -41,6 +41,9 @@ __all__ = ["check_pool_mixin", "check_idle_server"]
 
 #: How long the pool check waits to see whether more handlers start than max_workers.
 SETTLE = 0.3
+#: How often the idle check runs again when the machine was too busy to tell (its own
+#: requests came further apart than the server's idle_timeout).
+BUSY_RETRIES = 3
 
 
 def _disguised(wrapper, original):
@@ -286,7 +289,7 @@ def _idle_run(server_class, idle_timeout):
 
     loop = threading.Thread(target=serve, name="check_idle_server", daemon=True)
     loop.start()
-    happened = {"served": 0}
+    happened = {"served": 0, "largest_gap": 0.0}
     last_reply = time.monotonic()
     try:
         started = time.monotonic()
@@ -305,6 +308,10 @@ def _idle_run(server_class, idle_timeout):
             if reply != b"ping\n":
                 break
             happened["served"] += 1
+            # The time between two replies, as this client saw it: on a busy machine this
+            # thread may not run for longer than idle_timeout, and the server is then right
+            # to stop.
+            happened["largest_gap"] = max(happened["largest_gap"], time.monotonic() - last_reply)
             last_reply = time.monotonic()  # the server noted its last request before this
             time.sleep(idle_timeout / 10)
         happened["alive_while_busy"] = loop.is_alive()
@@ -336,7 +343,17 @@ def check_idle_server(server_class):
           f"{server_class.__name__} must be a subclass of sockserv.TCPServer.")
     name = server_class.__name__
     for idle_timeout in (0.4, 0.6):
-        happened = _idle_run(server_class, idle_timeout)
+        for _ in range(BUSY_RETRIES):
+            happened = _idle_run(server_class, idle_timeout)
+            # Stopped while "busy", but this check's own requests came too far apart (the
+            # machine did not run it in time): the server may have been right; run again.
+            if happened["alive_while_busy"] or happened["largest_gap"] < 0.75 * idle_timeout:
+                break
+        else:
+            raise ExerciseFailed(
+                f"this computer was too busy to check {name}: the check's requests, meant "
+                f"to come every {idle_timeout / 10:g} s, came up to "
+                f"{happened['largest_gap']:.2f} s apart in {BUSY_RETRIES} tries; run it again.")
         if "from_loop" in happened:
             raise ExerciseFailed(
                 f"{happened['from_loop']}() was called from service_actions(), in the thread "
