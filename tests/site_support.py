@@ -497,14 +497,34 @@ class Recorder:
             ", ".join(sorted(request.url for request in self.in_flight))
 
 
+#: In the page: are at least n diagrams there, each drawn (an <svg> with a size, not
+#: Mermaid's error picture) and visible?
+ALL_DIAGRAMS_SHOWN = """n => {
+  const hosts = [...document.querySelectorAll('div.mermaid')];
+  return hosts.length >= n && hosts.every(host => {
+    const svg = host.shadowRoot && host.shadowRoot.querySelector('svg');
+    if (!svg || svg.getAttribute('aria-roledescription') === 'error') return false;
+    const drawn = svg.getBoundingClientRect(), box = host.getBoundingClientRect();
+    return drawn.width > 0 && drawn.height > 0 && box.width > 0 && box.height > 0 &&
+      host.checkVisibility({checkVisibilityCSS: true});
+  });
+}"""
+
+
 def check_diagrams(page, visit):
-    """Wait for Material to draw every diagram; each must be an <svg> with a size."""
+    """Wait for Material to draw every diagram; each must be a visible <svg> with a size.
+
+    Waited for, not looked at once: right after a page is swapped in, a diagram
+    can exist for a moment before it has its size (seen on a busy machine).
+    """
     try:
-        page.wait_for_function("n => document.querySelectorAll('div.mermaid').length >= n",
-                               arg=visit.diagrams, timeout=BROWSER_TIMEOUT_MS)
-    except Exception as exc:  # Playwright's TimeoutError
-        drawn = page.evaluate("document.querySelectorAll('div.mermaid').length")
-        visit.problems["diagrams"] = f"{drawn} of {visit.diagrams} drawn ({type(exc).__name__})"
+        page.wait_for_function(ALL_DIAGRAMS_SHOWN, arg=visit.diagrams, timeout=BROWSER_TIMEOUT_MS)
+        return
+    except Exception:  # Playwright's TimeoutError: say what is wrong
+        pass
+    drawn = page.evaluate("document.querySelectorAll('div.mermaid').length")
+    if drawn < visit.diagrams:
+        visit.problems["diagrams"] = f"{drawn} of {visit.diagrams} drawn"
         return
     undrawn = page.evaluate("""() => [...document.querySelectorAll('div.mermaid')].filter(d => {
         const svg = d.shadowRoot && d.shadowRoot.querySelector('svg');
@@ -513,8 +533,7 @@ def check_diagrams(page, visit):
         return box.width === 0 || box.height === 0;
     }).length""")
     hidden = page.locator("div.mermaid").evaluate_all(VISIBILITY)["hidden"]
-    if undrawn or hidden:
-        visit.problems["diagrams"] = f"{undrawn} without a proper <svg>, {hidden} not visible"
+    visit.problems["diagrams"] = f"{undrawn} without a proper <svg>, {hidden} not visible"
 
 
 def check_solutions(page, visit):

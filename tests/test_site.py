@@ -271,6 +271,8 @@ def test_instant_navigation_draws_diagrams_offline(site, site_url, browser_conte
         page.goto(urljoin(site_url, route[0]), wait_until="load")
         page.evaluate("window.__sockservNoReload = true")
         for name in route[1:]:
+            # Nothing in flight (the last page's own requests, a prefetch) before the click.
+            recorder.wait_until_quiet(page)
             target = urljoin(site_url, name).removesuffix("index.html")
             hrefs = page.eval_on_selector_all(".md-nav--primary a.md-nav__link[href]",
                                               "links => links.map(a => a.href)")
