@@ -497,17 +497,22 @@ class Recorder:
             ", ".join(sorted(request.url for request in self.in_flight))
 
 
-#: In the page: are at least n diagrams there, each drawn (an <svg> with a size, not
-#: Mermaid's error picture) and visible?
-ALL_DIAGRAMS_SHOWN = """n => {
+#: In the page: {hosts, undrawn, hidden} of its diagrams: how many there are, how many
+#: lack a drawn <svg> (none, Mermaid's error picture, or no size), how many a reader
+#: cannot see (hidden by CSS, or of no size).
+DIAGRAM_STATE = """() => {
   const hosts = [...document.querySelectorAll('div.mermaid')];
-  return hosts.length >= n && hosts.every(host => {
+  const undrawn = hosts.filter(host => {
     const svg = host.shadowRoot && host.shadowRoot.querySelector('svg');
-    if (!svg || svg.getAttribute('aria-roledescription') === 'error') return false;
-    const drawn = svg.getBoundingClientRect(), box = host.getBoundingClientRect();
-    return drawn.width > 0 && drawn.height > 0 && box.width > 0 && box.height > 0 &&
-      host.checkVisibility({checkVisibilityCSS: true});
-  });
+    if (!svg || svg.getAttribute('aria-roledescription') === 'error') return true;
+    const drawn = svg.getBoundingClientRect();
+    return drawn.width === 0 || drawn.height === 0;
+  }).length;
+  const hidden = hosts.filter(host => {
+    const box = host.getBoundingClientRect();
+    return !host.checkVisibility({checkVisibilityCSS: true}) || box.width === 0 || box.height === 0;
+  }).length;
+  return {hosts: hosts.length, undrawn, hidden};
 }"""
 
 
@@ -518,22 +523,18 @@ def check_diagrams(page, visit):
     can exist for a moment before it has its size (seen on a busy machine).
     """
     try:
-        page.wait_for_function(ALL_DIAGRAMS_SHOWN, arg=visit.diagrams, timeout=BROWSER_TIMEOUT_MS)
+        page.wait_for_function(
+            f"n => {{ const s = ({DIAGRAM_STATE})(); return s.hosts >= n && !s.undrawn && !s.hidden; }}",
+            arg=visit.diagrams, timeout=BROWSER_TIMEOUT_MS)
         return
     except Exception:  # Playwright's TimeoutError: say what is wrong
         pass
-    drawn = page.evaluate("document.querySelectorAll('div.mermaid').length")
-    if drawn < visit.diagrams:
-        visit.problems["diagrams"] = f"{drawn} of {visit.diagrams} drawn"
-        return
-    undrawn = page.evaluate("""() => [...document.querySelectorAll('div.mermaid')].filter(d => {
-        const svg = d.shadowRoot && d.shadowRoot.querySelector('svg');
-        if (!svg || svg.getAttribute('aria-roledescription') === 'error') return true;
-        const box = svg.getBoundingClientRect();
-        return box.width === 0 || box.height === 0;
-    }).length""")
-    hidden = page.locator("div.mermaid").evaluate_all(VISIBILITY)["hidden"]
-    visit.problems["diagrams"] = f"{undrawn} without a proper <svg>, {hidden} not visible"
+    state = page.evaluate(DIAGRAM_STATE)
+    if state["hosts"] < visit.diagrams:
+        visit.problems["diagrams"] = f"{state['hosts']} of {visit.diagrams} drawn"
+    else:
+        visit.problems["diagrams"] = (f"{state['undrawn']} without a proper <svg>, "
+                                      f"{state['hidden']} not visible")
 
 
 def check_solutions(page, visit):
