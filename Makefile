@@ -77,7 +77,7 @@ setup: $(STAMP)  ## create .venv and install everything (test and serve do it fo
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# One line per Python; a failing one's log is in build/test-versions/.
+# One line per Python, then the failing tests' names; the full log is in build/test-versions/.
 test-versions:
 	@[ -n "$(strip $(PYTHONS))" ] || { echo "test-versions: no Python found (set PYTHONS)" >&2; exit 1; }
 	@mkdir -p build/test-versions; failed=0; \
@@ -93,6 +93,7 @@ test-versions:
 	  start=$$(date +%s); \
 	  if $$venv/bin/python -m pytest -p no:cacheprovider -q $(VERSION_TESTS) > $$log 2>&1; then result=ok; else result=FAILED; failed=1; fi; \
 	  echo "Python $$($$venv/bin/python -c 'import platform; print(platform.python_version())'): $$result, $$(tail -n 1 $$log | tr -d '=' | sed 's/^ *//') [$$(( $$(date +%s) - start )) s; log: $$log]"; \
+	  [ $$result = ok ] || grep -E '^(FAILED|ERROR) ' $$log | cut -c1-300 | sed 's/^/    /'; \
 	done; exit $$failed
 
 # Ctrl-C stops the site cleanly: `set -m` (job control, on a terminal) runs mkdocs

@@ -401,6 +401,44 @@ def test_timeline_prediction_fails_on_a_wrong_prediction(question, wrong):
         str(lesson04.TIMELINE_CLIENTS), "").replace("max_children = 2", "")
 
 
+def _busy_machine(monkeypatch, hidden):
+    """Runs of a scenario show hidden[question] (a list, one per try) first, then the truth.
+
+    Returns the (question, wait) of every run, in order.
+    """
+    runs = []
+    queued = {question: list(values) for question, values in hidden.items()}
+
+    def observe_once(question, wait):
+        runs.append((question, wait))
+        return queued[question].pop(0) if queued.get(question) else RIGHT[question]
+
+    monkeypatch.setattr(lesson04, "_observe_once", observe_once)
+    return runs
+
+
+def test_a_run_that_hid_overlap_is_repeated_with_a_longer_wait(monkeypatch):
+    runs = _busy_machine(monkeypatch, {"ThreadingTCPServer": [2]})
+    assert lesson04.observe_timeline("ThreadingTCPServer") == 3
+    assert runs == [("ThreadingTCPServer", lesson04.TIMELINE_WAIT),
+                    ("ThreadingTCPServer", lesson04.TIMELINE_RETRY_WAITS[0])]
+
+
+def test_a_machine_too_busy_in_every_try_is_said_not_blamed_on_the_answer(monkeypatch):
+    tries = 1 + len(lesson04.TIMELINE_RETRY_WAITS)
+    _busy_machine(monkeypatch, {"ThreadingTCPServer": [1] * tries})
+    message = fails_with(lesson04.check_timeline_prediction, dict(RIGHT),
+                         words="too busy to run 'ThreadingTCPServer'")
+    assert "you predicted" not in message
+
+
+def test_a_run_that_hid_overlap_never_lets_a_low_prediction_pass(monkeypatch):
+    # "Two cores, so two at once", on a run where a busy machine showed only two.
+    _busy_machine(monkeypatch, {"ThreadingTCPServer": [2]})
+    fails_with(lesson04.check_timeline_prediction, dict(RIGHT, ThreadingTCPServer=2),
+               words="you predicted 2 at once for 'ThreadingTCPServer'")
+
+
 def test_timeline_prediction_refuses_bad_shapes():
     fails_with(lesson04.check_timeline_prediction, [1, 3, 1, 2], words="should be a dict")
     missing = {q: n for q, n in RIGHT.items() if q != "TCPServer"}
