@@ -1,7 +1,7 @@
 """Every engine side by side: the Echo and Chat servers on threads (stdlib, sockserv) and asyncio.
 
 Run:  .venv/bin/python benchmarks/bench_engines.py            (about 3 minutes here)
-      .venv/bin/python benchmarks/bench_engines.py --small    (lesson 10's size: seconds)
+      .venv/bin/python benchmarks/bench_engines.py --small    (a quick look: seconds)
 
 For each engine of sockserv.examples.engines.NAMES, in one run, it prints:
 
@@ -19,7 +19,9 @@ The chat figures come from benchmarks/bench_chat.py's bench() (the same clients,
 rules: classroom-safety limits at their defaults); only the engine changes.  The clients all
 live in this one process and are read with a selector, so the figures include the time Python
 takes to read them here, and both sides share the machine's two cores: note its load (uptime)
-with the figures.  `measure()` returns the figures as a dict for lesson 10's plots.
+with the figures.  `measure()` returns the figures as a dict.  Lesson 10's plots do not come
+from here: the lesson measures its own small engines (sockserv.teach.lesson10), selectors
+included, which these full servers do not have.
 
 A benchmark, not a test: it asserts nothing.  Linux only (it reads /proc).
 """
@@ -118,7 +120,7 @@ def table(results, clients, echo_connections):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true",
-                        help="lesson 10's size: 100 clients, 20 messages, cap 300, 0.5 s "
+                        help="a quick look: 100 clients, 20 messages, cap 300, 0.5 s "
                              "echoes (an option given as well wins)")
     parser.add_argument("--clients", type=int, help="clients for fan-out and memory (200)")
     parser.add_argument("--messages", type=int, help="fan-out repetitions (50)")
