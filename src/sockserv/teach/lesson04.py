@@ -357,6 +357,8 @@ def check_pool_mixin(mixin):
 TIMELINE_CLIENTS = 3
 #: How long each handler of exercise 3 takes (it waits, then answers).
 TIMELINE_WAIT = 0.2
+#: max_children of the forking scenario.
+TIMELINE_MAX_CHILDREN = 2
 
 #: The scenarios of exercise 3; each handler waits TIMELINE_WAIT s, then answers.
 TIMELINE_QUESTIONS = (
@@ -378,7 +380,7 @@ def _most_allowed(question):
     if question == "TCPServer" or "shared Lock" in question:
         return 1  # one serving thread; or handlers that take turns holding one lock
     if question.startswith("ForkingTCPServer"):
-        return min(2, TIMELINE_CLIENTS)  # max_children = 2
+        return min(TIMELINE_MAX_CHILDREN, TIMELINE_CLIENTS)
     return TIMELINE_CLIENTS  # a thread per request, none waiting for another
 
 
@@ -397,7 +399,8 @@ def _timeline_setup(question, wait):
             self.request.sendall(f"{start!r} {end!r}".encode())
 
     name = question.split(" ", 1)[0].rstrip(",")
-    attributes = {"max_children": 2} if question.startswith("ForkingTCPServer") else {}
+    attributes = ({"max_children": TIMELINE_MAX_CHILDREN}
+                  if question.startswith("ForkingTCPServer") else {})
     return type(name, (getattr(socketserver, name),), attributes), Timed
 
 
