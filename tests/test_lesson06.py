@@ -482,19 +482,35 @@ def test_upper_lines_rejects_an_instance_or_a_function():
 # -- exercise 2: length-prefixed frames ----------------------------------------------
 
 
-class SolutionFrameAckHandler(socketserver.StreamRequestHandler):
+class BoundedFrameAck(socketserver.StreamRequestHandler):
+    """Acks each frame; ends the connection at a frame whose length it refuses.
+
+    ``refuses(length)`` and ``refuses_before_reading`` are where the right
+    answer and the wrong answers below differ; the reading loop is the same.
+    """
+
+    #: False for the answer that reads the payload first and checks its length after.
+    refuses_before_reading = True
+
+    @staticmethod
+    def refuses(length):
+        return length > MAX_FRAME
+
     def handle(self):
         while True:
             header = self.rfile.read(4)
             if len(header) < 4:
                 break
             (length,) = struct.unpack("!I", header)
-            if length > MAX_FRAME:
+            if self.refuses_before_reading and self.refuses(length):
                 break
             payload = self.rfile.read(length)
-            if len(payload) < length:
+            if len(payload) < length or self.refuses(length):
                 break
             self.wfile.write(lesson06.frame(b"ack: " + payload))
+
+
+SolutionFrameAckHandler = BoundedFrameAck
 
 
 class OneRecvFrame(socketserver.BaseRequestHandler):
@@ -564,6 +580,30 @@ class NoEofFrame(socketserver.StreamRequestHandler):
             self.wfile.write(lesson06.frame(b"ack: " + self.rfile.read(length)))
 
 
+class FrameOffByOne(BoundedFrameAck):
+    """Refuses a frame of exactly MAX_FRAME bytes: >= where > was meant."""
+
+    refuses = staticmethod(lambda length: length >= MAX_FRAME)
+
+
+class HeaderCountedFrame(BoundedFrameAck):
+    """Counts the 4-byte header in the bound, so the largest payload allowed is refused."""
+
+    refuses = staticmethod(lambda length: 4 + length > MAX_FRAME)
+
+
+class SixteenMiBFrame(BoundedFrameAck):
+    """Refuses only what the exercise's example announces (16 MiB), not all over MAX_FRAME."""
+
+    refuses = staticmethod(lambda length: length >= 16 * 1024 * 1024)
+
+
+class ReadFirstFrame(BoundedFrameAck):
+    """Reads the payload, then checks its length: it waits for whatever a header claims."""
+
+    refuses_before_reading = False
+
+
 def test_length_prefixed_passes_the_solution(capsys):
     passes(lesson06.check_length_prefixed, SolutionFrameAckHandler, capsys=capsys)
 
@@ -578,6 +618,27 @@ def test_length_prefixed_passes_the_solution(capsys):
 ])
 def test_length_prefixed_rejects_wrong_answers(handler, words):
     fails_with(lesson06.check_length_prefixed, handler, words=words)
+
+
+@pytest.mark.parametrize("handler, words", [
+    (FrameOffByOne, f"a frame of exactly {MAX_FRAME} bytes got no reply"),
+    (HeaderCountedFrame, "so refuse only a longer one"),
+    (SixteenMiBFrame, f"a frame of {MAX_FRAME + 1} bytes got the reply b'\\x00\\x01"),
+], ids=["off-by-one", "header-counted", "only-16-MiB"])
+def test_length_prefixed_holds_the_bound_at_max_frame(handler, words):
+    """A frame of exactly MAX_FRAME bytes is answered, one of MAX_FRAME + 1 refused."""
+    fails_with(lesson06.check_length_prefixed, handler, words=words)
+
+
+def test_length_prefixed_rejects_reading_before_refusing(monkeypatch):
+    """Whole frames over MAX_FRAME do not tell this one apart: a header alone does.
+
+    The handler waits for the 16 MiB that never come until its connection
+    times out; a shorter timeout says the same sooner.
+    """
+    monkeypatch.setattr(lesson06, "WATCHED_TIMEOUT", 0.25)
+    fails_with(lesson06.check_length_prefixed, ReadFirstFrame,
+               words="refuse a length over MAX_FRAME and close the connection at once")
 
 
 def test_frame_is_a_big_endian_length_then_the_payload():

@@ -203,6 +203,38 @@ class MeEmptyActionSent(Classroom):
         return super().command(text)
 
 
+class MeSpacesSent(Classroom):
+    """Sends nothing for a bare /me, but '/me   ' goes out as an action of spaces."""
+
+    def command(self, text):
+        if text == "/me":
+            return True
+        if text.startswith("/me "):
+            self.server.room.broadcast(f"* {self.name} {text[4:]}\n".encode())
+            return True
+        return super().command(text)
+
+
+def me_that_keeps(kept, doc):
+    """A /me answer that sends ``kept(action)`` when it is not empty, else nothing."""
+
+    class MeKeeping(Classroom):
+        def command(self, text):
+            if text == "/me" or text.startswith("/me "):
+                action = kept(text[4:])
+                if action:
+                    self.server.room.broadcast(f"* {self.name} {action}\n".encode())
+                return True
+            return super().command(text)
+
+    MeKeeping.__doc__ = doc
+    return MeKeeping
+
+
+MeTrailingStripped = me_that_keeps(str.rstrip, "Keeps the spaces at the start and inside, drops those at the end.")
+MeLeadingStripped = me_that_keeps(str.lstrip, "Drops the spaces between '/me ' and the action's first word.")
+
+
 def test_me_solution_passes(capsys):
     passes(lesson07.check_me_action, CLASSROOM[0], NB["SolutionMeHandler"], capsys=capsys)
 
@@ -214,7 +246,11 @@ def test_me_solution_passes(capsys):
     (MeStripped, "keep the action's text as it was typed"),
     (MeSplitAndJoined, "keep the action's text as it was typed"),
     (MeEmptyActionSent, "an empty action is not sent"),
-], ids=["starter", "unchanged", "sender-only", "stripped", "split", "empty-sent"])
+    (MeSpacesSent, "b'/me   ' reached the others as"),
+    (MeTrailingStripped, "every space included"),
+    (MeLeadingStripped, "keep the action's text as it was typed"),
+], ids=["starter", "unchanged", "sender-only", "stripped", "split", "empty-sent",
+        "spaces-sent", "trailing-stripped", "leading-stripped"])
 def test_me_check_rejects_wrong_answers(answer, words, monkeypatch):
     if answer is MeToTheSenderOnly:
         # The other client is never sent the action; its wait (4 * SETTLE) is
@@ -278,6 +314,22 @@ class MsgUsageUnchecked(Classroom):
         return super().command(text)
 
 
+class MsgSpacesAsText(Classroom):
+    """Answers a missing name or text with the usage line, but sends text of only spaces."""
+
+    def command(self, text):
+        if text == "/msg" or text.startswith("/msg "):
+            _, name, message = (text.split(" ", 2) + ["", ""])[:3]
+            if not name or not message:
+                self.tell("! usage: /msg NAME TEXT")
+            elif self.server.room.send_to(name, f"* {self.name} to you: {message}\n".encode()):
+                self.tell(f"* you to {name}: {message}")
+            else:
+                self.tell(f"! no such user: {name}")
+            return True
+        return super().command(text)
+
+
 def test_msg_solution_passes(capsys):
     passes(lesson07.check_private_message, CLASSROOM[0], NB["SolutionMsgHandler"], capsys=capsys)
 
@@ -288,7 +340,8 @@ def test_msg_solution_passes(capsys):
     (MsgWithoutLookup, "to a name nobody has received"),
     (MsgWithoutCopy, "the sender received ''"),
     (MsgUsageUnchecked, "expected '! usage: /msg NAME TEXT'"),
-], ids=["starter", "unchanged", "no-lookup", "no-copy", "no-usage"])
+    (MsgSpacesAsText, "expected '! usage: /msg NAME TEXT': text of only spaces is no text"),
+], ids=["starter", "unchanged", "no-lookup", "no-copy", "no-usage", "spaces-as-text"])
 def test_msg_check_rejects_wrong_answers(answer, words, monkeypatch):
     if answer is MsgWithoutCopy:
         # The sender is never sent its copy: its first read is the one that fails.

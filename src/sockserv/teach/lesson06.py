@@ -492,6 +492,10 @@ FRAME_PAYLOADS = (b"hello", b"", "café".encode("utf-8"), bytes(range(256)), b"\
 FRAME_PIECE = 3
 #: A header announcing more than MAX_FRAME bytes, and a little of them.
 HUGE_LENGTH = 1 << 24
+#: The largest frame allowed, and the smallest refused, each sent whole: the
+#: bound's off-by-one shows only at its edge.  (Every byte value, 256 times.)
+EDGE_PAYLOAD = bytes(range(256)) * (MAX_FRAME // 256)
+OVER_PAYLOAD = EDGE_PAYLOAD + b"!"
 
 
 def _huge_frame(server):
@@ -504,7 +508,8 @@ def check_length_prefixed(handler_class):
 
     A frame is a 4-byte big-endian length and that many bytes.  At end of
     stream the handler returns; a length over MAX_FRAME closes the
-    connection at once, without a reply.
+    connection at once, without a reply.  A frame of exactly MAX_FRAME
+    bytes is answered like any other.
     """
     name = "FrameAckHandler"
     _check_class(handler_class, name)
@@ -520,10 +525,28 @@ def check_length_prefixed(handler_class):
               f"on {label} the client sent {count} frames in one write (read "
               f"{FRAME_PIECE} bytes at a time) and got back {preview(reply)}, "
               f"expected {preview(expected)}.")
+    # The edge frames are read whole (no max_piece): 3 bytes at a time would
+    # make some 22,000 reads of each, and the cuts were tested just above.
+    edge, over = frame(EDGE_PAYLOAD), frame(OVER_PAYLOAD)
+    edge_expected = frame(b"ack: " + EDGE_PAYLOAD)
+    for label, (edge_reply, over_reply) in _each_impl(handler_class,
+                                                      [_talker(edge), _talker(over)]):
+        check(edge_reply != b"",
+              f"on {label} a frame of exactly {MAX_FRAME} bytes got no reply: a "
+              f"frame may be MAX_FRAME bytes long, so refuse only a longer one.")
+        check(edge_reply == edge_expected,
+              f"on {label} a frame of exactly {MAX_FRAME} bytes got back "
+              f"{len(edge_reply)} bytes, {preview(edge_reply, 20)}, expected "
+              f"{len(edge_expected)}, {preview(edge_expected, 20)}.")
+        check(over_reply == b"",
+              f"on {label} a frame of {MAX_FRAME + 1} bytes got the reply "
+              f"{preview(over_reply, 20)}: refuse a length over MAX_FRAME, and "
+              f"close the connection without a reply.")
     for label, (huge_reply,) in _each_impl(handler_class, [_huge_frame],
                                            max_piece=FRAME_PIECE, waiting=waiting):
         check(huge_reply == b"",
               f"on {label} a frame announcing {HUGE_LENGTH} bytes got the reply "
               f"{preview(huge_reply)}: close the connection without a reply.")
     passed(f"{handler_class.__name__} answers {count} frames read {FRAME_PIECE} bytes "
-           f"at a time and refuses a length over {MAX_FRAME}, on stdlib and on sockserv")
+           f"at a time and one of exactly {MAX_FRAME} bytes, and refuses a length over "
+           f"{MAX_FRAME}, on stdlib and on sockserv")

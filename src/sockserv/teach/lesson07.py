@@ -578,9 +578,11 @@ BUG_TESTS = {
 # -- Exercises 1 and 2: commands on the classroom design --------------------------------
 
 
-def _wrong(client, line, expected):
+def _wrong(client, line, expected, why=None):
+    """One sentence: client received line, expected expected (and, if given, why)."""
+    reason = f": {why}" if why else ""
     return (f"{client} received {preview(line, 60)} after the command, expected "
-            f"{expected!r}.")
+            f"{expected!r}{reason}.")
 
 
 def _next_line(client, seconds=4 * SETTLE):
@@ -620,8 +622,20 @@ def _sync(clients, sender):
     return before
 
 
+#: An action whose spaces all count: two after '/me' (the second is the
+#: action's own), two inside, two at the end.  Kept exactly as typed after '/me '.
+SPACED_ACTION = b"/me  stretches  slowly  "
+#: Lines with no action: '/me' alone, and '/me' followed only by spaces.
+NO_ACTION = (b"/me", b"/me   ")
+
+
 def check_me_action(server_class, handler_class):
-    """/me ACTION goes to everyone as '* NAME ACTION'; plain lines are as before."""
+    """/me ACTION goes to everyone as '* NAME ACTION'; plain lines are as before.
+
+    ACTION is the text exactly as typed after '/me ', its spaces included
+    (at the start, inside and at the end); '/me' alone or followed only by
+    spaces sends nothing; '/meow' is an ordinary line.
+    """
     _check_classes(server_class, handler_class)
     with _Scenario(server_class, handler_class) as scenario:
         alice, bob = _room_of(scenario, 2)
@@ -632,18 +646,24 @@ def check_me_action(server_class, handler_class):
             check(line is not None, f"{who} received nothing within {4 * SETTLE:g} s "
                                     f"after b'/me waves': an action goes to everyone.")
             check(line == expected, _wrong(who, line, expected))
-        alice.say(b"/me  stretches  slowly\n")
-        expected = f"* {alice.name}  stretches  slowly"
+        alice.say(SPACED_ACTION + b"\n")
+        # A space wherever a learner's tidying-up drops one: lstrip() loses the
+        # first, split() and join() the inner pairs, rstrip() the last two.
+        action = SPACED_ACTION[len(b"/me "):].decode()
+        expected = f"* {alice.name} {action}"
         line = _next_line(bob)
-        check(line == expected, f"b'/me  stretches  slowly' reached the others as "
+        check(line == expected, f"{SPACED_ACTION!r} reached the others as "
                                 f"{preview(line or '', 60)}, expected {expected!r}: keep "
-                                f"the action's text as it was typed, after '/me '.")
+                                f"the action's text as it was typed after '/me ', every "
+                                f"space included.")
         _next_line(alice)
-        alice.say(b"/me\n")
-        seen = _sync([alice, bob], alice)
-        check(seen[bob.name] == [], f"b'/me' with no action reached the others as "
-                                    f"{preview(' | '.join(seen[bob.name]), 60)}: an "
-                                    f"empty action is not sent.")
+        for empty in NO_ACTION:
+            alice.say(empty + b"\n")
+            seen = _sync([alice, bob], alice)
+            check(seen[bob.name] == [], f"{empty!r} reached the others as "
+                                        f"{preview(' | '.join(seen[bob.name]), 60)}: an "
+                                        f"empty action is not sent, nor one of only "
+                                        f"spaces.")
         alice.say(b"/meow\n")
         expected = f"{alice.name}: /meow"
         line = _next_line(bob)
@@ -679,11 +699,15 @@ def check_private_message(server_class, handler_class):
         line = _next_line(alice)
         check(line == "! no such user: nobody",
               _wrong("the sender of /msg to a name nobody has", line or "", "! no such user: nobody"))
-        for bad in (f"/msg {bob.name}", "/msg"):
+        # Text of only spaces is no text: sent, it would reach the addressee as a
+        # blank message, which the notebook's rule ("without text") refuses.
+        for bad, why in ((f"/msg {bob.name}", None),
+                         (f"/msg {bob.name}   ", "text of only spaces is no text"),
+                         ("/msg", None)):
             alice.say(bad.encode() + b"\n")
             line = _next_line(alice)
             check(line == "! usage: /msg NAME TEXT",
-                  _wrong(f"the sender of {bad!r}", line or "", "! usage: /msg NAME TEXT"))
+                  _wrong(f"the sender of {bad!r}", line or "", "! usage: /msg NAME TEXT", why))
         seen = _sync([alice, bob, carol], carol)
         check(seen[bob.name] == [] and seen[carol.name] == [],
               "a /msg that was refused reached another client.")
