@@ -440,8 +440,9 @@ def check_restartable_server(server_class):
     except OSError as error:
         raise ExerciseFailed(
             f"a new {name} on the port of the one that had just closed failed with "
-            f"{_errno_name(error)}: set allow_reuse_address = True, so that server_bind() "
-            f"sets SO_REUSEADDR before binding.") from None
+            f"{_errno_name(error)}: the closed server's connections still hold that port "
+            f"in TIME_WAIT, and this class did not ask the system, before binding, to bind "
+            f"over them.") from None
     with second, serving(second, POLL_INTERVAL, stop_timeout=STOP_TIMEOUT):
         reply = talk(address, b"again\n")
         check(reply == b"AGAIN\n",
