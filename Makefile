@@ -35,9 +35,11 @@ LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 # PYTHONS="/usr/bin/python3.10 /usr/bin/python3.12".
 PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
 PYTHONS ?= $(sort $(wildcard $(PYENV_VERSIONS)/3.1[0-3].*/bin/python))
-# What test-versions runs: the core, the lesson helpers and checks, and every notebook.
+# What test-versions runs: the core, the lesson helpers and checks (and the measuring
+# that lesson 10 shares with bench_engines), and every notebook.
 VERSION_TESTS = $(wildcard tests/test_core_*.py tests/test_layers.py tests/test_teach.py \
-  tests/test_harness.py tests/test_lesson[0-9]*.py tests/test_notebooks_leave_nothing.py) notebooks
+  tests/test_harness.py tests/test_lesson[0-9]*.py tests/test_bench_engines.py \
+  tests/test_notebooks_leave_nothing.py) notebooks
 
 # Material for MkDocs prints an end-of-life notice on every run; it is noise here.
 export NO_MKDOCS_2_WARNING := 1

@@ -1,27 +1,32 @@
-"""Every engine side by side: the Echo and Chat servers on threads (stdlib, sockserv) and asyncio.
+"""Every engine side by side: the course's Echo and Chat servers on threads and on asyncio.
 
-Run:  .venv/bin/python benchmarks/bench_engines.py            (about 3 minutes here)
-      .venv/bin/python benchmarks/bench_engines.py --small    (a quick look: seconds)
+Run:  .venv/bin/python benchmarks/bench_engines.py            (about 5 minutes here)
+      .venv/bin/python benchmarks/bench_engines.py --small    (lesson 10's sizes: about a minute)
 
-For each engine of sockserv.examples.engines.NAMES, in one run, it prints:
+The engines are the `python -m sockserv echo|chat --impl ENGINE` servers, stdlib and sockserv
+(a thread per client) and asyncio, each run as that command in a child process of its own,
+with the chat's classroom-safety rules at their defaults (only --max-clients is raised, above
+the cap); and, for comparison, lesson 10's small selectors engine (`python -m
+sockserv.teach.lesson10 serve selectors echo|chat`), which has none of those rules.  For every
+engine, in one run, it prints:
 
-- clients held: chat clients connected at once, added STEP at a time, each step checked by a
-  broadcast every client must receive, up to --cap (or until a step fails; it says which);
-- memory per client: the chat server's RSS growth per connected client, at --clients and at
-  the most held (from /proc/PID/status; the server runs in a child process of its own);
-- fan-out: from sending one chat line to its arrival at every client, median and 99th
-  percentile over --messages lines at --clients clients, and the median at the most held;
-- echo round trips per second: `python -m sockserv echo --impl ENGINE` (threading mode for
-  the threaded engines), with 1, 10 and 100 connections each sending 32 bytes and waiting for
-  them to come back, for --echo-seconds each.
+- clients held: chat clients connected at once, added --step at a time after the last of
+  --clients, each step checked by a line every client must receive, up to --cap (or until a
+  step fails: it says which);
+- memory per chat client: the chat server's RSS growth per idle client, at each of --clients
+  and at the most held (from /proc/PID/status);
+- fan-out: from a client sending one chat line to its arrival at every listener, median and
+  99th percentile over --messages lines at each of --clients, and over 5 at the most held;
+- echo round trips per second with 1, 10 and 100 connections, each with one 64-byte message in
+  flight, for --echo-seconds each;
 
-The chat figures come from benchmarks/bench_chat.py's bench() (the same clients, the same
-rules: classroom-safety limits at their defaults); only the engine changes.  The clients all
-live in this one process and are read with a selector, so the figures include the time Python
-takes to read them here, and both sides share the machine's two cores: note its load (uptime)
-with the figures.  `measure()` returns the figures as a dict.  Lesson 10's plots do not come
-from here: the lesson measures its own small engines (sockserv.teach.lesson10), selectors
-included, which these full servers do not have.
+then the same figures divided by the stdlib's.  The measuring is
+sockserv.teach.measure.side_by_side(), the code that lesson 10's plots come from: the lesson
+calls it on its own four small engines at lesson10.SIZES (100 and 1000 clients, 10 lines, 0.2 s
+echoes, no ramp), and --small measures these engines at those same sizes, with a cap of 1000.
+The clients all live in this one process and are read with a selector, so the figures include
+the time Python takes to read them here, and both sides share the machine's cores: the load
+average is printed at the start and at the end.
 
 A benchmark, not a test: it asserts nothing.  Linux only (it reads /proc).
 """
@@ -29,123 +34,91 @@ A benchmark, not a test: it asserts nothing.  Linux only (it reads /proc).
 import argparse
 import os
 import platform
-import re
-import resource
-import selectors
 import signal
-import socket
-import subprocess
 import sys
-import time
-
-import bench_chat
 
 from sockserv.examples import engines
+from sockserv.teach import lesson10, measure
 
-HOST = "127.0.0.1"
-PAYLOAD = b"0123456789abcdef0123456789abcdef"
-LISTENING = re.compile(r"listening on \S+:(\d+)")
-FULL = {"clients": 200, "messages": 50, "cap": 2000, "echo_seconds": 2.0}
-SMALL = {"clients": 100, "messages": 20, "cap": 300, "echo_seconds": 0.5}
-
-
-def echo_round_trips(engine, connections, seconds):
-    """Round trips per second through an echo server on engine, with connections clients."""
-    child = subprocess.Popen([sys.executable, "-m", "sockserv", "echo", "--port", "0",
-                              "--impl", engine], stdout=subprocess.PIPE, text=True)
-    socks = []
-    try:
-        port = int(LISTENING.search(child.stdout.readline()).group(1))
-        with selectors.DefaultSelector() as selector:
-            for _ in range(connections):
-                sock = socket.create_connection((HOST, port), timeout=10)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.setblocking(False)
-                socks.append(sock)
-                selector.register(sock, selectors.EVENT_READ, bytearray())
-            trips = 0
-            for sock in socks:
-                sock.send(PAYLOAD)
-            deadline = time.perf_counter() + seconds
-            started = time.perf_counter()
-            while (now := time.perf_counter()) < deadline:
-                for key, _ in selector.select(timeout=deadline - now):
-                    got = key.data
-                    got += key.fileobj.recv(65536)
-                    while len(got) >= len(PAYLOAD):
-                        del got[:len(PAYLOAD)]
-                        trips += 1
-                        key.fileobj.send(PAYLOAD)
-            return trips / (time.perf_counter() - started)
-    finally:
-        for sock in socks:
-            sock.close()
-        child.send_signal(signal.SIGINT)    # the server's own clean stop
-        bench_chat.end_child(child)
+#: The columns, in order: the --impl engines, then lesson 10's selectors engine.
+ENGINES = (*engines.NAMES, "selectors")
+FULL = {"echo_connections": (1, 10, 100), "echo_seconds": 2.0, "chat_clients": (100, 1000),
+        "messages": 50, "cap": 2000, "step": measure.STEP}
+SMALL = {**lesson10.SIZES, "cap": max(lesson10.SIZES["chat_clients"]), "step": measure.STEP}
 
 
-def measure(names=engines.NAMES, *, clients=200, messages=50, cap=2000,
-            echo_connections=(1, 10, 100), echo_seconds=2.0, report=print):
-    """Return {engine: figures} for every engine; report(text) is told as each finishes."""
-    results = {}
-    for name in names:
-        started = time.monotonic()
-        figures = bench_chat.bench(name, clients, messages, cap)
-        for count in echo_connections:
-            figures[f"echo_{count}"] = echo_round_trips(name, count, echo_seconds)
-        results[name] = figures
-        report(f"  {name}: measured in {time.monotonic() - started:.1f} s; held "
-               f"{figures['held']} clients, stopped by {figures['held_why']}")
-    return results
+def served(engine, service, max_clients):
+    """engine's service server in a child process (measure.served()): yields (address, pid)."""
+    if engine == "selectors":
+        return lesson10.served("selectors", service)
+    argv = [sys.executable, "-m", "sockserv", service, "--port", "0", "--impl", engine]
+    if service == "chat":
+        argv += ["--max-clients", str(max_clients), "--no-console"]
+    return measure.served(argv, stop_signal=signal.SIGINT)  # the command's own clean stop
 
 
-def table(results, clients, echo_connections):
-    """The figures as text: one row per figure, one column per engine."""
-    rows = [("chat clients held at once", "held", 1, "d"),
-            (f"memory per client at {clients} clients (KiB)", "rss_per_client", 1, ".1f"),
-            ("memory per client at the most held (KiB)", "rss_per_client_at_max", 1, ".1f"),
-            (f"fan-out to {clients} clients, median (ms)", "fanout_median", 1000, ".1f"),
-            (f"fan-out to {clients} clients, 99th percentile (ms)", "fanout_p99", 1000, ".1f"),
-            ("fan-out to the most held, median (ms)", "fanout_at_max", 1000, ".1f")]
-    rows += [(f"echo round trips per second, {count} connection(s)", f"echo_{count}", 1, ".0f")
-             for count in echo_connections]
-    names = list(results)
-    lines = [f"{'':52}" + "".join(f"{name:>10}" for name in names)]
-    for label, key, scale, form in rows:
-        lines.append(f"{label:52}" + "".join(
-            f"{results[name][key] * scale:10{form}}" for name in names))
-    return "\n".join(lines)
+def counts(text):
+    """--clients: increasing client counts, comma-separated."""
+    values = [int(value) for value in text.split(",")]
+    if values != sorted(set(values)) or values[0] <= measure.SPEAKERS:
+        raise argparse.ArgumentTypeError(f"increasing counts above {measure.SPEAKERS}, "
+                                         f"such as 100,1000")
+    return tuple(values)
 
 
-def main():
+def load_average():
+    with open("/proc/loadavg") as loadavg:
+        return " ".join(loadavg.read().split()[:3])
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true",
-                        help="a quick look: 100 clients, 20 messages, cap 300, 0.5 s "
-                             "echoes (an option given as well wins)")
-    parser.add_argument("--clients", type=int, help="clients for fan-out and memory (200)")
-    parser.add_argument("--messages", type=int, help="fan-out repetitions (50)")
+                        help="lesson 10's sizes (lesson10.SIZES): 100 and 1000 clients, 10 "
+                             "lines, 0.2 s echoes, cap 1000 (an option given as well wins)")
+    parser.add_argument("--clients", type=counts,
+                        help="client counts for memory and fan-out (100,1000)")
+    parser.add_argument("--messages", type=int, help="fan-out lines at each count (50)")
     parser.add_argument("--cap", type=int, help="most chat clients to try holding (2000)")
+    parser.add_argument("--step", type=int, help="clients added per step of the ramp (100)")
     parser.add_argument("--echo-seconds", type=float, help="seconds per echo figure (2)")
-    parser.add_argument("--engines", default=",".join(engines.NAMES))
-    args = parser.parse_args()
-    sizes = SMALL if args.small else FULL
-    for name, value in sizes.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    with open("/proc/loadavg") as loadavg:
-        load = " ".join(loadavg.read().split()[:3])
+    parser.add_argument("--engines", default=",".join(ENGINES),
+                        help=f"engines, in this order ({','.join(ENGINES)})")
+    args = parser.parse_args(argv)
+    sizes = dict(SMALL if args.small else FULL)
+    for option, key in [("clients", "chat_clients"), ("messages", "messages"), ("cap", "cap"),
+                        ("step", "step"), ("echo_seconds", "echo_seconds")]:
+        if getattr(args, option) is not None:
+            sizes[key] = getattr(args, option)
+    names = args.engines.split(",")
+    unknown = set(names) - set(ENGINES)
+    if unknown:
+        parser.error(f"unknown engine(s) {', '.join(sorted(unknown))}: choose from "
+                     f"{', '.join(ENGINES)}")
+    cap = max(sizes["cap"], *sizes["chat_clients"])
+    limit = measure.raise_open_files_limit(2 * cap + 100)    # the server child inherits it
     print(f"engines benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"load average {load} at the start, {args.clients} clients, {args.messages} "
-          f"messages, cap {args.cap}, open files limit {hard}", flush=True)
-    echo_connections = (1, 10, 100)
-    results = measure(args.engines.split(","), clients=args.clients, messages=args.messages,
-                      cap=args.cap, echo_connections=echo_connections,
-                      echo_seconds=args.echo_seconds,
-                      report=lambda text: print(text, flush=True))
+          f"load average {load_average()} at the start; chat at "
+          f"{', '.join(map(str, sizes['chat_clients']))} clients, {sizes['messages']} lines "
+          f"each, cap {cap}; echo {sizes['echo_seconds']:g} s each; open files limit {limit}",
+          flush=True)
+
+    def report(engine, figures):
+        print(f"  {engine}: measured in {figures['seconds']:.1f} s; held {figures['held']} "
+              f"clients, stopped by {figures['held_why']}", flush=True)
+
+    results = measure.side_by_side(
+        names, lambda engine, service: served(engine, service, cap + 10), report=report,
+        **sizes)
     print()
-    print(table(results, args.clients, echo_connections))
+    print(measure.table(results))
+    if "stdlib" in results:
+        print("\ndivided by stdlib's")
+        print(measure.table(results, relative_to="stdlib"))
+    if "selectors" in results:
+        print("\nselectors is lesson 10's small engine: no classroom-safety rules, no welcome "
+              "or notices; the others are python -m sockserv ... --impl ENGINE.")
+    print(f"load average {load_average()} at the end")
 
 
 if __name__ == "__main__":

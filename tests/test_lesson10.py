@@ -2,17 +2,21 @@
 
 The checks pass the worked solutions and fail each plausible wrong answer
 with one sentence that names what is wrong, within a bound.  The engines
-are run on both services; the measuring functions are run once each at a
-small size (their figures are not asserted: performance belongs in the
-notebook and the benchmarks, never in a timed test).
+are run on both services; the measuring code (sockserv.teach.measure, which
+the notebook and benchmarks/bench_engines.py share) is run at a tiny size
+(its figures are not asserted: performance belongs in the notebook and the
+benchmarks, never in a timed test).
 """
 
 import asyncio
+import inspect
+import math
 import socket
+import sys
 
 import pytest
 
-from sockserv.teach import harness, lesson10
+from sockserv.teach import harness, lesson10, measure
 
 from lesson_checks import fails_with, passes, short_bounds_for
 
@@ -82,22 +86,67 @@ def test_asyncio_shutdown_ends_even_with_a_client_that_never_reads(service):
         assert not server.writers
 
 
-def test_served_children_report_memory_and_rates():
-    with lesson10.served("asyncio", "echo") as (address, pid):
-        assert lesson10.echo_rate(address, 2, seconds=0.05) > 0
-        figures = lesson10.idle_memory(address, pid, (2, 5))
-        assert sorted(figures) == [2, 5]  # RSS may even shrink a little: no sign asserted
-        assert lesson10.rss_bytes(pid) > 0
-    with lesson10.served("selectors", "chat") as (address, pid):
-        delays = lesson10.fanout_latency(address, 3, messages=2)
-        assert len(delays) == 6 and all(delay >= 0 for delay in delays)
+needs_proc = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="memory is read from /proc/PID/status")
 
 
-def test_percentile_is_nearest_rank():
+@needs_proc
+def test_the_lessons_measuring_gives_every_figure_for_every_engine():
+    # The notebook's own call, at a tiny size, on a threaded engine and an event loop.
+    results = measure.side_by_side(["sockserv", "selectors"], lesson10.served,
+                                   echo_connections=(1, 3), echo_seconds=0.05,
+                                   chat_clients=(6, 9), messages=2, cap=15, step=3)
+    assert list(results) == ["sockserv", "selectors"]
+    for figures in results.values():
+        assert sorted(figures["echo"]) == [1, 3]
+        assert all(rate > 0 for rate in figures["echo"].values())
+        assert sorted(figures["memory"]) == [6, 9]  # RSS may even shrink a little: no sign
+        assert [len(times) for times in figures["fanout"].values()] == [2, 2]
+        assert all(time >= 0 for times in figures["fanout"].values() for time in times)
+        assert (figures["held"], figures["held_why"]) == (15, "the cap of 15")
+        assert len(figures["fanout_at_most"]) == 5 and figures["memory_at_most"] is not None
+    lines = measure.table(results).splitlines()
+    assert lines[0].split() == ["sockserv", "selectors"]
+    assert [line[:line.index("  ")] for line in lines[1:]] == [
+        "chat clients held at once (cap 15)",
+        "memory per chat client, 6 clients (KiB)", "memory per chat client, 9 clients (KiB)",
+        "memory per chat client, the most held (KiB)",
+        "fan-out, 6 clients, median (ms)", "fan-out, 6 clients, 99th percentile (ms)",
+        "fan-out, 9 clients, median (ms)", "fan-out, 9 clients, 99th percentile (ms)",
+        "fan-out, the most held, median (ms)", "fan-out, the most held, 99th percentile (ms)",
+        "echo round trips per second, 1 connection",
+        "echo round trips per second, 3 connections"]
+    ratios = measure.table(results, relative_to="sockserv").splitlines()
+    assert all(line.split()[-2] == "1.00" for line in ratios[1:])  # sockserv's own column
+    assert "(KiB)" not in ratios[2]  # a ratio has no unit
+
+
+@needs_proc
+def test_without_a_cap_there_is_no_ramp_and_no_held_row():
+    with lesson10.served("asyncio", "chat") as (address, pid):
+        figures = measure.chat_figures(address, pid, (6,), messages=1)
+    assert (figures["held"], figures["held_why"], figures["cap"]) == (6, "no ramp", None)
+    figures["echo"] = {}
+    assert "held" not in measure.table({"asyncio": figures})
+
+
+def test_a_broadcast_needs_listeners():
+    with measure.Clients(("127.0.0.1", 9)) as clients:
+        with pytest.raises(ValueError, match="listeners"):
+            clients.broadcast()
+
+
+def test_percentile_interpolates_between_the_nearest_two():
     values = list(range(1, 101))
-    assert lesson10.percentile(values, 0.99) == 99
-    assert lesson10.percentile(values, 0.5) == 50
-    assert lesson10.summary([3, 1, 2]) == (2, 3)
+    assert measure.percentile(values, 0.99) == pytest.approx(99.01)
+    assert measure.percentile(values, 0.5) == 50.5
+    assert measure.summary([3, 1, 2]) == (2, pytest.approx(2.98))
+    assert measure.summary([7]) == (7, 7)
+    assert all(math.isnan(value) for value in measure.summary([]))
+
+
+def test_the_lesson_sizes_are_measure_keywords():
+    assert set(lesson10.SIZES) <= set(inspect.signature(measure.side_by_side).parameters)
 
 
 def test_usage_error_is_one_line():

@@ -16,5 +16,8 @@ examples (``sockserv.examples``); neither of them imports anything from here.
   sequences (flat or nested) from live classes and recorded runs
 * ``mermaid``  the display object of a diagram: a picture in Jupyter, its
   Mermaid source as text
+* ``measure``  runs servers in child processes and measures them (echo rate,
+  memory per chat client, fan-out time, clients held): lesson 10's plots and
+  benchmarks/bench_engines.py
 * ``lessonNN`` the checks and data of lesson NN's exercises, nothing else
 """

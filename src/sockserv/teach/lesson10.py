@@ -20,11 +20,12 @@ Chat here is the smallest chat that shows fan-out: every line a client
 sends goes to every other client; a line longer than ``MAX_LINE`` ends
 that client's connection.
 
-Measurements run each server in a child process of its own
-(``python -m sockserv.teach.lesson10 serve ENGINE SERVICE``, see
-``served()``), so that its memory is its own (``/proc/PID/status``,
-``VmRSS``) and the clients in the calling process do not share its
-interpreter lock: ``echo_rate()``, ``idle_memory()``, ``fanout_latency()``.
+The lesson measures them with ``sockserv.teach.measure.side_by_side()`` at
+its ``SIZES``; ``benchmarks/bench_engines.py`` measures the course's full
+servers with the same function.  ``served(engine, service)`` runs one of
+them in a child process of its own (``python -m sockserv.teach.lesson10
+serve ENGINE SERVICE``), so that its memory is its own and the clients in
+the calling process do not share its interpreter lock.
 
 The checks (``check_flush`` and ``check_broadcast``) judge the learner's
 code on real sockets, every wait bounded, and answer in one sentence.
@@ -33,27 +34,23 @@ code on real sockets, every wait bounded, and answer in one sentence.
 import asyncio
 import contextlib
 import inspect
-import os
 import selectors
 import socket
 import socketserver
-import statistics
-import subprocess
 import sys
 import threading
 import time
 
 import sockserv
 
-from . import harness
+from . import harness, measure
 from .checks import ExerciseFailed, check, describe_error, passed, require_filled_in
 
 __all__ = ["ENGINES", "SERVICES", "MAX_LINE", "OUTBOX_LIMIT", "Connection",
            "send_some", "SelectorServer", "SelectorEcho", "SelectorChat",
            "AsyncioServer", "AsyncioEcho", "AsyncioChat", "stalling_broadcast",
-           "threaded_server", "make_server", "raise_open_files_limit", "served",
-           "rss_bytes", "echo_rate", "idle_memory", "fanout_latency",
-           "check_flush", "check_broadcast", "slow_reader_scenario"]
+           "threaded_server", "make_server", "SIZES", "served", "check_flush",
+           "check_broadcast", "slow_reader_scenario"]
 
 #: Engine label -> how it serves; the order of every table and plot.
 ENGINES = ("socketserver", "sockserv", "selectors", "asyncio")
@@ -465,228 +462,31 @@ def make_server(engine, service, server_address=harness.LOCALHOST):
 # -- measuring, each server in a child process ---------------------------------------
 
 
-def raise_open_files_limit(wanted):
-    """Raise this process's soft RLIMIT_NOFILE to wanted (at most the hard limit); return it.
-
-    POSIX only: Windows has no resource module (nor this limit on sockets).
-    """
-    import resource  # here, so that the lesson's engines and checks import on Windows
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
-    return soft
+#: The sizes the lesson measures at (sockserv.teach.measure.side_by_side()'s
+#: keywords); benchmarks/bench_engines.py --small measures the course's full
+#: servers at these sizes too, and by default at larger ones.
+SIZES = {"echo_connections": (1, 10, 100), "echo_seconds": 0.2,
+         "chat_clients": (100, 1000), "messages": 10}
 
 
-@contextlib.contextmanager
 def served(engine, service, timeout=10.0):
-    """Run make_server(engine, service) in a child process; yield (address, pid).
+    """Run make_server(engine, service) in a child process; a with block yields (address, pid).
 
-    The child prints its port, serves until its stdin closes, then stops,
-    closes and exits; on leaving the block we close its stdin and wait for
-    it (killing it only if it does not exit within timeout).
+    The child (``python -m sockserv.teach.lesson10 serve ENGINE SERVICE``)
+    says where it listens, serves until its stdin closes, then stops,
+    closes and exits (measure.served() closes it on leaving the block).
     """
-    child = subprocess.Popen(
-        [sys.executable, "-m", "sockserv.teach.lesson10", "serve", engine, service],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(harness.run_bounded(child.stdout.readline, timeout=timeout,
-                                       what=f"starting the {engine} {service} server"))
-        yield ("127.0.0.1", port), child.pid
-    finally:
-        child.stdin.close()
-        try:
-            child.wait(timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        child.stdout.close()
+    return measure.served([sys.executable, "-m", "sockserv.teach.lesson10", "serve",
+                           engine, service], timeout=timeout)
 
 
 def _serve_in_child(engine, service):
-    raise_open_files_limit(4096)
+    measure.raise_open_files_limit(4096)
     server = make_server(engine, service)
     with harness.serving(server):
-        print(server.server_address[1], flush=True)
+        host, port = server.server_address[:2]
+        print(f"listening on {host}:{port}", flush=True)
         sys.stdin.read()  # until the parent closes our stdin
-
-
-def rss_bytes(pid):
-    """Resident memory of process pid in bytes (VmRSS of /proc/PID/status; Linux only)."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise LookupError(f"no VmRSS for process {pid}")
-
-
-def _connect_many(address, count):
-    socks = []
-    try:
-        for _ in range(count):
-            socks.append(harness.connect(address))
-    except BaseException:
-        for sock in socks:
-            sock.close()
-        raise
-    return socks
-
-
-def _until_all_read(selector, pending, deadline, on_data):
-    # Read from every socket of pending (sock -> bytes still expected) until each got its bytes.
-    while pending:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"{len(pending)} connections did not get their reply in time")
-        for key, _ in selector.select(remaining):
-            data = key.fileobj.recv(65536)
-            if not data:
-                raise ConnectionError("the server closed a connection")
-            on_data(key.fileobj, data)
-
-
-def echo_rate(address, connections, seconds=0.3, size=64):
-    """Echo round trips per second over connections clients, each one message in flight.
-
-    Each client sends size bytes, waits until all of them are back, sends
-    again.  One selectors loop drives them all from this thread, so the
-    figure includes this client's own cost, the same for every engine.
-    """
-    message = b"e" * size
-    socks = _connect_many(address, connections)
-    trips = 0
-    try:
-        with selectors.DefaultSelector() as selector:
-            waiting = {}
-            for sock in socks:
-                sock.setblocking(False)
-                selector.register(sock, selectors.EVENT_READ)
-                sock.sendall(message)
-                waiting[sock] = size
-            start = time.monotonic()
-            stop_at = start + seconds
-            while time.monotonic() < stop_at:
-                for key, _ in selector.select(harness.CLIENT_TIMEOUT):
-                    sock = key.fileobj
-                    data = sock.recv(65536)
-                    if not data:
-                        raise ConnectionError("the echo server closed a connection")
-                    waiting[sock] -= len(data)
-                    if waiting[sock] == 0:
-                        trips += 1
-                        sock.send(message)  # 64 bytes always fit in an empty send buffer
-                        waiting[sock] = size
-            elapsed = time.monotonic() - start
-    finally:
-        for sock in socks:
-            sock.close()
-    return trips / elapsed
-
-
-def idle_memory(address, pid, counts):
-    """Bytes of server memory (RSS) per idle connection, at each of counts connections.
-
-    counts is increasing, e.g. (100, 1000): clients are added until there
-    are counts[0], the server's RSS is read, more are added up to counts[1],
-    and so on; each figure is (RSS then - RSS before any) / connections.
-    Every client sends one byte and gets it back, so its connection has
-    been accepted and its handler (thread, task or buffers) is running, then
-    it stays idle.  Kernel memory (socket buffers) is not in a process's
-    RSS, so it is not counted.  Returns {count: bytes per connection}.
-    """
-    before = rss_bytes(pid)
-    socks = []
-    per_connection = {}
-    try:
-        for count in counts:
-            added = _connect_many(address, count - len(socks))
-            socks += added
-            with selectors.DefaultSelector() as selector:
-                for sock in added:
-                    sock.sendall(b"x")
-                    selector.register(sock, selectors.EVENT_READ)
-                pending = dict.fromkeys(added, 1)
-
-                def got(sock, data):
-                    pending.pop(sock)
-                    selector.unregister(sock)
-
-                _until_all_read(selector, pending, time.monotonic() + 20, got)
-            time.sleep(0.05)  # let the last handlers settle back into recv()
-            per_connection[count] = (rss_bytes(pid) - before) / count
-    finally:
-        for sock in socks:
-            sock.close()
-    return per_connection
-
-
-def fanout_latency(address, clients, messages=5, timeout=20.0):
-    """Seconds from one client's send until each other client has the line.
-
-    Connects clients listeners and one speaker; first waits until a probe
-    line reaches every listener (so all are registered), then sends
-    messages lines one at a time, each after the last reached everyone.
-    Returns the list of every listener's delay for every message.  Each
-    delay is taken when this process's loop reads that listener, so it
-    includes the client's own time to go round; the same for every engine.
-    """
-    listeners = _connect_many(address, clients)
-    deadline = time.monotonic() + timeout
-    delays = []
-    try:
-        with harness.connect(address) as speaker, selectors.DefaultSelector() as selector:
-            for sock in listeners:
-                sock.setblocking(False)
-                selector.register(sock, selectors.EVENT_READ)
-            buffers = {sock: bytearray() for sock in listeners}
-
-            def deliver(line):
-                # Send line; return {listener: arrival time} once every listener has it.
-                sent_at = time.monotonic()
-                speaker.sendall(line)
-                arrived = {}
-                while len(arrived) < len(listeners):
-                    remaining = min(deadline, sent_at + 1.0) - time.monotonic()
-                    if remaining <= 0:
-                        return sent_at, arrived
-                    for key, _ in selector.select(remaining):
-                        sock = key.fileobj
-                        data = sock.recv(65536)
-                        if not data:
-                            raise ConnectionError("the chat server closed a listener")
-                        buffers[sock] += data
-                        if line in buffers[sock]:
-                            arrived[sock] = time.monotonic()
-                            buffers[sock].clear()
-                return sent_at, arrived
-
-            for probe in range(100):  # until a probe reaches all: everyone is registered
-                _, arrived = deliver(b"probe %d\n" % probe)
-                if len(arrived) == len(listeners):
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError("not every listener joined the chat in time")
-            for number in range(messages):
-                sent_at, arrived = deliver(b"message %d\n" % number)
-                if len(arrived) < len(listeners):
-                    raise TimeoutError("a message did not reach every listener in time")
-                delays += [when - sent_at for when in arrived.values()]
-    finally:
-        for sock in listeners:
-            sock.close()
-    return delays
-
-
-def percentile(values, fraction):
-    """The value below which fraction of values lie (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
-
-
-def summary(delays):
-    """(median, 99th percentile) of delays."""
-    return statistics.median(delays), percentile(delays, 0.99)
 
 
 # -- exercise 1: send what the socket takes --------------------------------------------
