@@ -9,7 +9,9 @@ the same code, as the script's docstring says.
 import importlib.util
 import json
 import pathlib
+import socket
 import sys
+import threading
 
 import pytest
 
@@ -67,6 +69,56 @@ def test_the_ramp_ends_at_the_first_step_a_server_refuses():
     assert figures["held"] == 9
     assert "closed a client's connection" in figures["held_why"]
     assert len(figures["fanout_at_most"]) == 5
+
+
+class _LateEcho:
+    """A one-connection echo server on 127.0.0.1 that waits `delay` seconds before its first
+    echo (None: never echoes); a context manager giving its address."""
+
+    def __init__(self, delay):
+        self.delay = delay
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve)
+
+    def _serve(self):
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.settimeout(0.05)
+            if self.done.wait(self.delay if self.delay is not None else 30):
+                return
+            while not self.done.is_set():
+                try:
+                    data = conn.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    return
+                conn.sendall(data)
+
+    def __enter__(self):
+        self.thread.start()
+        return self.listener.getsockname()
+
+    def __exit__(self, *exc_info):
+        self.done.set()
+        self.thread.join(timeout=10)
+        self.listener.close()
+        assert not self.thread.is_alive()
+
+
+def test_an_echo_later_than_the_measuring_time_still_gives_a_rate():
+    # A busy machine can leave a threaded server's new thread unstarted for longer than a
+    # short measuring time; that is a slow first echo, not a rate of 0.
+    with _LateEcho(delay=0.2) as address:
+        assert measure.echo_rate(address, 1, seconds=0.05) > 0
+
+
+def test_a_server_that_never_echoes_is_a_timeout_not_a_hang(monkeypatch):
+    monkeypatch.setattr(measure, "FIRST_ECHO_TIMEOUT", 0.2)
+    with _LateEcho(delay=None) as address:
+        with pytest.raises(TimeoutError, match="no echo came back within 0.2 s"):
+            measure.echo_rate(address, 1, seconds=0.05)
 
 
 def test_small_is_lesson_10s_sizes_and_help_says_so(capsys):

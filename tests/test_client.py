@@ -530,6 +530,40 @@ def test_plain_ui_on_a_terminal_still_shows_control_characters_visibly():
 # -- pieces, in process ---------------------------------------------------------------------
 
 
+@pytest.mark.skipif("readline" not in EDITORS, reason="no readline here")
+@pytest.mark.parametrize("input_saw_it", [False, True])
+def test_a_sigint_that_input_missed_is_sent_again_until_input_ends(monkeypatch, input_saw_it):
+    """The readline editor's watcher: a SIGINT while input() runs is repeated, every
+    RESIGNAL_AFTER seconds, until that input() ends (CPython's readline can miss one that
+    lands just before it waits); one that input() acted on is never repeated."""
+    from sockserv.examples import client_tty
+    monkeypatch.setattr(client_tty, "RESIGNAL_AFTER", 0.05)
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        editor = client_tty.ReadlineEditor()
+        with editor:
+            with editor._lock:          # as read_line() does when it calls input()
+                editor._reading, editor._reads = True, 1
+            signal.raise_signal(signal.SIGINT)
+            if input_saw_it:            # input() ended at once, as it does when it sees it
+                with editor._lock:
+                    editor._reading = False
+            deadline = time.monotonic() + 5
+            while len(received) < 3 and not input_saw_it and time.monotonic() < deadline:
+                time.sleep(0.01)        # a signal handler runs here, in the main thread
+            with editor._lock:
+                editor._reading = False  # that input() ends
+            time.sleep(0.2)             # four periods: nothing more may come
+            count = len(received)
+            time.sleep(0.2)
+            assert len(received) == count
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert received == [signal.SIGINT] * (1 if input_saw_it else count)
+    assert input_saw_it or count >= 3
+
+
 def test_control_characters_are_made_visible_and_crlf_is_a_line_end():
     from sockserv.examples.visible import VisibleText, visible
     assert visible("a\x1b[2Jb\rc\r\nd\x7f\x9b\u202e\t\x00\n") == \

@@ -1,4 +1,4 @@
-"""README.md's promises: the lesson index, and the learner's workspace.
+"""README.md's promises: the lesson index, the test command's options, and the learner's workspace.
 
 The lesson index is the one tools/lessons.py renders from the notebooks.
 
@@ -7,6 +7,7 @@ so the README, the site and the notebooks folder cannot disagree.  To fix a
 failure: python tools/lessons.py --write-readme
 """
 
+import re
 import shutil
 import subprocess
 import sys
@@ -91,3 +92,19 @@ def test_the_workspace_is_neither_collected_nor_tracked(pytestconfig):
         ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "workspace/01-x.ipynb"],
                                  timeout=30)
         assert ignored.returncode == 0, "git does not ignore workspace/"
+
+
+#: How the pages write a worker count.
+NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
+
+
+def test_the_pages_say_how_many_workers_pyproject_sets():
+    """README.md and the setup page name the worker count that pyproject.toml's addopts set."""
+    addopts = re.search(r'addopts = """(.*?)"""', (ROOT / "pyproject.toml").read_text(), re.S)[1]
+    workers = NUMBER_WORDS[int(re.search(r"-n (\d+)", addopts)[1])]
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    setup = " ".join((ROOT / "docs" / "setup.md").read_text(encoding="utf-8").split())
+    assert f"with {workers} workers in parallel" in readme
+    assert f"{workers} parallel workers" in setup
+    others = [word for word in NUMBER_WORDS.values() if word != workers]
+    assert not [w for w in others if f"{w} workers" in readme or f"{w} parallel workers" in setup]

@@ -117,6 +117,9 @@ def offline_visits(offline_site, offline_url, browser):
                                       if name not in ("index.html", "404.html")]:
             visit = visits.get(name)
             if visit is None:
+                # The page before is done: none of its requests (a late one, the search
+                # index's, on a busy machine) is still in flight to be cut off by the click.
+                recorder.wait_until_quiet(page)
                 visit = visits[name] = Visit(name, diagrams=count_diagrams(offline_site, name))
                 recorder.visit = visit
                 target = offline_url + name
@@ -131,6 +134,7 @@ def offline_visits(offline_site, offline_url, browser):
                     page.goto(target, wait_until="load")
             if visit.diagrams:
                 check_diagrams(page, visit)
+        recorder.wait_until_quiet(page)
     finally:
         page.close()
         context.close()

@@ -28,10 +28,12 @@ farewell line and then the shell's prompt start on lines of their own.
 """
 
 import codecs
+import os
 import signal
 import socket
 import sys
 import threading
+import time
 
 from .visible import VisibleText
 
@@ -40,6 +42,10 @@ __all__ = ["ServerClosed", "TtySession", "line_editor", "PROMPT"]
 PROMPT = "> "
 #: A partial line (no newline yet) is shown once nothing more has arrived for this long.
 PARTIAL_AFTER = 0.2
+#: After a SIGINT, the seconds input() gets to end before the signal is sent again, and how
+#: many times at most (see ReadlineEditor).
+RESIGNAL_AFTER = 0.25
+RESIGNAL_TIMES = 20
 
 
 class ServerClosed(Exception):
@@ -105,7 +111,17 @@ class PromptToolkitEditor:
 
 
 class ReadlineEditor:
-    """input() with the readline module; incoming lines are drawn above the prompt."""
+    """input() with the readline module; incoming lines are drawn above the prompt.
+
+    Ctrl-C (SIGINT) ends input() only if it arrives while readline waits for a key: CPython's
+    readline checks for signals when its wait is interrupted, and a signal that lands just
+    before it starts waiting is left pending until the next key (the course's tests saw it
+    twice in about forty runs on a busy machine: the client seemed to ignore Ctrl-C).  So,
+    while the editor is in use, every signal is also written to a pipe
+    (``signal.set_wakeup_fd``), and a watcher thread sends SIGINT to the main thread again,
+    every RESIGNAL_AFTER seconds, for as long as the same input() is still running.  A
+    signal that did arrive in time has ended that input() by then, and is never repeated.
+    """
 
     def __init__(self):
         import readline     # noqa: F401 (importing it is what gives input() line editing)
@@ -114,18 +130,45 @@ class ReadlineEditor:
         self._lock = threading.Lock()
         self._woken = False
         self._reading = False   # the main thread is in input(): a signal would end it
+        self._reads = 0         # how many input() calls have started: which one is running
 
     def __enter__(self):
+        self._signals_in, self._signals_out = os.pipe()
+        os.set_blocking(self._signals_out, False)   # set_wakeup_fd() requires it
+        self._old_wakeup_fd = signal.set_wakeup_fd(self._signals_out, warn_on_full_buffer=False)
+        self._watcher = threading.Thread(target=self._resignal, name="sigint-watcher",
+                                         daemon=True)
+        self._watcher.start()
         return self
 
     def __exit__(self, *exc_info):
-        pass
+        signal.set_wakeup_fd(self._old_wakeup_fd)
+        os.close(self._signals_out)     # the watcher reads end of file and returns
+        self._watcher.join(timeout=RESIGNAL_AFTER * RESIGNAL_TIMES + 1)
+        os.close(self._signals_in)
+
+    def _resignal(self):
+        """The watcher thread: repeat a SIGINT that the running input() has not acted on."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})   # it is for the main thread
+        main = threading.main_thread().ident
+        while data := os.read(self._signals_in, 512):
+            if signal.SIGINT not in data:
+                continue
+            with self._lock:
+                interrupted = self._reads
+            for _ in range(RESIGNAL_TIMES):
+                time.sleep(RESIGNAL_AFTER)
+                with self._lock:
+                    if not self._reading or self._reads != interrupted:
+                        break       # that input() has ended: the signal was seen
+                    signal.pthread_kill(main, signal.SIGINT)
 
     def read_line(self):
         with self._lock:
             if self._woken:
                 raise ServerClosed
             self._reading = True
+            self._reads += 1
         try:
             return input(PROMPT)
         except KeyboardInterrupt:

@@ -153,12 +153,20 @@ def _connect(address, count):
     return socks
 
 
+#: Seconds echo_rate() waits, past its measuring time, for a first round trip.
+FIRST_ECHO_TIMEOUT = 10.0
+
+
 def echo_rate(address, connections, seconds=0.3, size=64):
     """Echo round trips per second over connections clients, each one message in flight.
 
     Each client sends size bytes, waits until all of them are back, sends
     again.  One selectors loop drives them all from this thread, so the
     figure includes this client's own cost, the same for every engine.
+    It measures for ``seconds``, and longer if no round trip has finished by
+    then (a busy machine may not have run the server's new thread yet): a
+    rate is never 0 for a server that echoes.  TimeoutError if none finishes
+    within FIRST_ECHO_TIMEOUT more seconds.
     """
     message = b"e" * size
     socks = _connect(address, connections)
@@ -172,8 +180,11 @@ def echo_rate(address, connections, seconds=0.3, size=64):
                 waiting[sock] = size
             start = time.monotonic()
             stop_at = start + seconds
-            while (now := time.monotonic()) < stop_at:
-                for key, _ in selector.select(stop_at - now):
+            give_up_at = stop_at + FIRST_ECHO_TIMEOUT
+            while (now := time.monotonic()) < stop_at or not trips:
+                if now >= give_up_at:
+                    raise TimeoutError(f"no echo came back within {give_up_at - start:.1f} s")
+                for key, _ in selector.select((stop_at if trips else give_up_at) - now):
                     sock = key.fileobj
                     data = sock.recv(65536)
                     if not data:
