@@ -90,11 +90,13 @@ class _LateEcho:
             while not self.done.is_set():
                 try:
                     data = conn.recv(65536)
+                    if not data:
+                        return
+                    conn.sendall(data)
                 except TimeoutError:
                     continue
-                if not data:
+                except OSError:     # the measuring client closed with an echo unread: a reset
                     return
-                conn.sendall(data)
 
     def __enter__(self):
         self.thread.start()
