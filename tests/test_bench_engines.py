@@ -9,12 +9,12 @@ the same code, as the script's docstring says.
 import importlib.util
 import json
 import pathlib
-import socket
 import sys
 import threading
 
 import pytest
 
+import sockserv
 from sockserv.teach import lesson10, measure
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -71,56 +71,37 @@ def test_the_ramp_ends_at_the_first_step_a_server_refuses():
     assert len(figures["fanout_at_most"]) == 5
 
 
-class _LateEcho:
-    """A one-connection echo server on 127.0.0.1 that waits `delay` seconds before its first
-    echo (None: never echoes); a context manager giving its address."""
-
-    def __init__(self, delay):
-        self.delay = delay
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._serve)
-
-    def _serve(self):
-        conn, _ = self.listener.accept()
-        with conn:
-            conn.settimeout(0.05)
-            if self.done.wait(self.delay if self.delay is not None else 30):
+def late_echo(delay, done):
+    """A handler that waits delay seconds (or until done is set, then ends) before it echoes."""
+    class LateEcho(sockserv.BaseRequestHandler):
+        def handle(self):
+            if done.wait(delay):
                 return
-            while not self.done.is_set():
-                try:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    conn.sendall(data)
-                except TimeoutError:
-                    continue
-                except OSError:     # the measuring client closed with an echo unread: a reset
-                    return
+            try:
+                while data := self.request.recv(65536):
+                    self.request.sendall(data)
+            except ConnectionResetError:
+                pass        # the measuring client closed with an echo unread
 
-    def __enter__(self):
-        self.thread.start()
-        return self.listener.getsockname()
-
-    def __exit__(self, *exc_info):
-        self.done.set()
-        self.thread.join(timeout=10)
-        self.listener.close()
-        assert not self.thread.is_alive()
+    return LateEcho
 
 
-def test_an_echo_later_than_the_measuring_time_still_gives_a_rate():
+def test_an_echo_later_than_the_measuring_time_still_gives_a_rate(running_server):
     # A busy machine can leave a threaded server's new thread unstarted for longer than a
     # short measuring time; that is a slow first echo, not a rate of 0.
-    with _LateEcho(delay=0.2) as address:
-        assert measure.echo_rate(address, 1, seconds=0.05) > 0
+    server = running_server(sockserv.TCPServer, late_echo(0.2, threading.Event()))
+    assert measure.echo_rate(server.server_address, 1, seconds=0.05) > 0
 
 
-def test_a_server_that_never_echoes_is_a_timeout_not_a_hang(monkeypatch):
+def test_a_server_that_never_echoes_is_a_timeout_not_a_hang(running_server, monkeypatch):
     monkeypatch.setattr(measure, "FIRST_ECHO_TIMEOUT", 0.2)
-    with _LateEcho(delay=None) as address:
+    done = threading.Event()
+    server = running_server(sockserv.TCPServer, late_echo(30, done))
+    try:
         with pytest.raises(TimeoutError, match="no echo came back within 0.2 s"):
-            measure.echo_rate(address, 1, seconds=0.05)
+            measure.echo_rate(server.server_address, 1, seconds=0.05)
+    finally:
+        done.set()          # the handler ends, so the server can be stopped
 
 
 def test_small_is_lesson_10s_sizes_and_help_says_so(capsys):
