@@ -11,7 +11,8 @@ two workers side by side.  Here:
   options), in build/test-site/, one cache per kind of build;
 * ``SiteServer``: serves a built folder at SUB_PATH only, as a project host does;
 * ``launch_browser()``, ``new_context()``: Debian's Chromium through Playwright;
-* ``visit_page()``: open one page and record what a reader would see (``Visit``);
+* ``visit_pages()``: open pages one after another and record what a reader
+  would see on each (``Visit``);
 * the JavaScript probes (VISIBILITY, LAYOUT_PROBLEMS) the visits run in each page.
 
 Imported as ``import site_support`` (pytest puts tests/ on sys.path).
@@ -590,46 +591,59 @@ def screenshot_path(variant, name):
     return str(folder / f"{variant}--{name.replace('/', '_').removesuffix('.html')}.png")
 
 
-def visit_page(context, build, name, base_url, *, lesson_checks, variants=VARIANTS[:1],
-               prefix="", settle=True):
-    """Open one page; check what a reader sees, in each variant; return the Visit.
+def visit_pages(context, build, names, base_url, *, lesson_checks, variants=VARIANTS):
+    """Open each page in turn; check what a reader sees, in each variant; return {page: Visit}.
 
-    With settle, wait until the page makes no more requests, so that late
-    ones (the search index, the favicon) are checked too.
+    All in one tab, as a reader reading page after page: a tab of its own per
+    page costs Chromium a new renderer process, and compiling the site's
+    scripts again, each time (the ten lesson pages: about 22 s of CPU in a tab
+    each, 12 s in one, on the course's 2-core machine).  Each page is still a
+    full load of its own, and the tab is quiet (no request in flight) before
+    the next one, so that nothing of one page is counted as another's.
     """
-    visit = Visit(name, diagrams=count_diagrams(build, name))
     page = context.new_page()
     try:
-        recorder = Recorder(page, visit, base_url)
-        page.set_viewport_size({"width": variants[0][1], "height": 900})
-        response = page.goto(urljoin(base_url, name), wait_until="load")
-        if response is not None and response.status != 200 and not base_url.startswith("file:"):
-            visit.problems["load"] = f"HTTP {response.status}"
-        if lesson_checks:
-            check_solutions(page, visit)
-            check_download(page, visit, context)
-        # Unfold whatever else is folded: from here on, everything must show.
-        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
-        if visit.diagrams:
-            check_diagrams(page, visit)
-        if name.startswith("notebooks/"):
-            outputs = page.locator(".jp-OutputArea-output")
-            hidden = outputs.evaluate_all(VISIBILITY)["hidden"]
-            if hidden:
-                visit.problems["outputs"] = f"{hidden} of {outputs.count()} outputs not visible"
-        for variant, width, scheme in variants:
-            page.set_viewport_size({"width": width, "height": 900})
-            set_scheme(page, scheme)
-            findings = page.evaluate(LAYOUT_PROBLEMS, width == PHONE)
-            visit.layout[variant], visit.seen[variant] = findings["problems"], findings["seen"]
-            shot = screenshot_path(prefix + variant, name)
-            if shot:
-                page.screenshot(path=shot, full_page=True)
-        set_scheme(page, "light")  # the stored choice: the next page starts light
-        if settle:
-            recorder.wait_until_quiet(page)
+        recorder = Recorder(page, None, base_url)
+        return {name: _visit(page, recorder, context, build, name, base_url,
+                             lesson_checks=lesson_checks, variants=variants)
+                for name in names}
     finally:
         page.close()
+
+
+def _visit(page, recorder, context, build, name, base_url, *, lesson_checks, variants):
+    """Load one page into the tab and look at it in each variant: its Visit.
+
+    Ends when the page makes no more requests, so that late ones (the search
+    index, the favicon) are checked too, and are this page's.
+    """
+    visit = recorder.visit = Visit(name, diagrams=count_diagrams(build, name))
+    page.set_viewport_size({"width": variants[0][1], "height": 900})
+    response = page.goto(urljoin(base_url, name), wait_until="load")
+    if response is not None and response.status != 200 and not base_url.startswith("file:"):
+        visit.problems["load"] = f"HTTP {response.status}"
+    if lesson_checks:
+        check_solutions(page, visit)
+        check_download(page, visit, context)
+    # Unfold whatever else is folded: from here on, everything must show.
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    if visit.diagrams:
+        check_diagrams(page, visit)
+    if name.startswith("notebooks/"):
+        outputs = page.locator(".jp-OutputArea-output")
+        hidden = outputs.evaluate_all(VISIBILITY)["hidden"]
+        if hidden:
+            visit.problems["outputs"] = f"{hidden} of {outputs.count()} outputs not visible"
+    for variant, width, scheme in variants:
+        page.set_viewport_size({"width": width, "height": 900})
+        set_scheme(page, scheme)
+        findings = page.evaluate(LAYOUT_PROBLEMS, width == PHONE)
+        visit.layout[variant], visit.seen[variant] = findings["problems"], findings["seen"]
+        shot = screenshot_path(variant, name)
+        if shot:
+            page.screenshot(path=shot, full_page=True)
+    set_scheme(page, "light")  # the stored choice: the next page starts light
+    recorder.wait_until_quiet(page)
     return visit
 
 

@@ -42,9 +42,9 @@ from urllib.parse import urljoin
 import pytest
 
 from site_support import (COURSE_ZIP, MERMAID_SCRIPT, NAVIGATION_TIMEOUT_MS, REPO_URL, ROOT,
-                          VARIANTS, PageChecks, Recorder, Visit, build_warnings, check_diagrams,
+                          PageChecks, Recorder, Visit, build_warnings, check_diagrams,
                           count_diagrams, course_zip, pages_without_course_download,
-                          remote_resources, visit_page, watch)
+                          remote_resources, visit_pages, watch)
 
 # Limits that stop a hang; they do not measure speed (see site_support).
 pytestmark = pytest.mark.timeout(600)
@@ -235,9 +235,9 @@ def test_repository_set_shows_its_link_and_the_clone_command(site):
 def visits(site, site_url, browser_context):
     """Open every page but the lessons once, look at it in every variant: {page: Visit}."""
     lesson_pages = {site.lesson_page(lesson) for lesson in site.lessons}
-    return {name: visit_page(browser_context, site, name, site_url, lesson_checks=False,
-                             variants=VARIANTS)
-            for name in site.html_pages() if name not in lesson_pages}
+    return visit_pages(browser_context, site,
+                       [name for name in site.html_pages() if name not in lesson_pages],
+                       site_url, lesson_checks=False)
 
 
 class TestPages(PageChecks):

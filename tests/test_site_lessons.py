@@ -11,7 +11,7 @@ run beside those of tests/test_site.py.
 
 import pytest
 
-from site_support import VARIANTS, PageChecks, visit_page
+from site_support import PageChecks, visit_pages
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -21,9 +21,8 @@ def visits(site, site_url, browser_context):
     """Open every lesson page once, look at it in every variant: {page: Visit}."""
     if not site.lessons:
         pytest.skip("no lesson notebooks yet")
-    return {site.lesson_page(lesson): visit_page(browser_context, site, site.lesson_page(lesson),
-                                                 site_url, lesson_checks=True, variants=VARIANTS)
-            for lesson in site.lessons}
+    return visit_pages(browser_context, site, [site.lesson_page(lesson) for lesson in site.lessons],
+                       site_url, lesson_checks=True)
 
 
 class TestLessonPages(PageChecks):
