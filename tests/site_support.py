@@ -591,8 +591,8 @@ def screenshot_path(variant, name):
     return str(folder / f"{variant}--{name.replace('/', '_').removesuffix('.html')}.png")
 
 
-def visit_pages(context, build, names, base_url, *, lesson_checks, variants=VARIANTS):
-    """Open each page in turn; check what a reader sees, in each variant; return {page: Visit}.
+def visit_pages(context, build, names, base_url, *, lesson_checks):
+    """Open each page in turn; check what a reader sees, in every VARIANT; return {page: Visit}.
 
     All in one tab, as a reader reading page after page: a tab of its own per
     page costs Chromium a new renderer process, and compiling the site's
@@ -605,20 +605,20 @@ def visit_pages(context, build, names, base_url, *, lesson_checks, variants=VARI
     try:
         recorder = Recorder(page, None, base_url)
         return {name: _visit(page, recorder, context, build, name, base_url,
-                             lesson_checks=lesson_checks, variants=variants)
+                             lesson_checks=lesson_checks)
                 for name in names}
     finally:
         page.close()
 
 
-def _visit(page, recorder, context, build, name, base_url, *, lesson_checks, variants):
-    """Load one page into the tab and look at it in each variant: its Visit.
+def _visit(page, recorder, context, build, name, base_url, *, lesson_checks):
+    """Load one page into the tab and look at it in every VARIANT: its Visit.
 
     Ends when the page makes no more requests, so that late ones (the search
     index, the favicon) are checked too, and are this page's.
     """
     visit = recorder.visit = Visit(name, diagrams=count_diagrams(build, name))
-    page.set_viewport_size({"width": variants[0][1], "height": 900})
+    page.set_viewport_size({"width": VARIANTS[0][1], "height": 900})
     response = page.goto(urljoin(base_url, name), wait_until="load")
     if response is not None and response.status != 200 and not base_url.startswith("file:"):
         visit.problems["load"] = f"HTTP {response.status}"
@@ -634,7 +634,7 @@ def _visit(page, recorder, context, build, name, base_url, *, lesson_checks, var
         hidden = outputs.evaluate_all(VISIBILITY)["hidden"]
         if hidden:
             visit.problems["outputs"] = f"{hidden} of {outputs.count()} outputs not visible"
-    for variant, width, scheme in variants:
+    for variant, width, scheme in VARIANTS:
         page.set_viewport_size({"width": width, "height": 900})
         set_scheme(page, scheme)
         findings = page.evaluate(LAYOUT_PROBLEMS, width == PHONE)
