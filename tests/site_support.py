@@ -57,7 +57,8 @@ COURSE_ZIP = f"download/{course_zip.ARCHIVE_NAME}"
 # Browser variants: (name, viewport width, colour scheme).  Every page is
 # loaded once, then looked at in each variant in turn, as a reader would: the
 # window resized, the scheme switched with the header's toggle (Material
-# redraws nothing on either, so one load sees all four).
+# redraws nothing on either, so one load sees all four), in the order
+# variants_from() gives, which switches the scheme once per page.
 DESKTOP, PHONE = 1280, 390
 VARIANTS = [("desktop-light", DESKTOP, "light"), ("desktop-dark", DESKTOP, "dark"),
             ("phone-dark", PHONE, "dark"), ("phone-light", PHONE, "light")]
@@ -538,18 +539,32 @@ def check_diagrams(page, visit):
                                       f"{state['hidden']} not visible")
 
 
+#: Click every element given, as a reader's click would (the <summary>'s own click
+#: toggles its <details>), all in one step.
+CLICK_EACH = "els => els.forEach(el => el.click())"
+
+
 def check_solutions(page, visit):
-    """Solutions: hidden at first; visible once their "Show solution" is clicked."""
+    """Solutions: hidden at first; visible once their "Show solution" is clicked.
+
+    Every "Show solution" must itself be in sight, then each is clicked in
+    the page (CLICK_EACH), all at once: Playwright's click scrolls each into
+    view and waits for the page to settle first, about 0.3 s of CPU per click
+    on a lesson page (27 clicks: 7.5 s of the lesson visits' 31 s).
+    """
     cells = page.locator(".celltag_solution")
     visit.solutions = cells.count()
     if not visit.solutions:
         return
     before = cells.evaluate_all(VISIBILITY)
     summaries = page.locator("details.sockserv-solution > summary")
-    for index in range(summaries.count()):
-        summaries.nth(index).click()
+    toggles = summaries.evaluate_all(VISIBILITY)
+    summaries.evaluate_all(CLICK_EACH)
     after = cells.evaluate_all(VISIBILITY)
-    if before["shown"] or after["hidden"] or not after["shown"]:
+    if toggles["hidden"] or not toggles["shown"]:
+        visit.problems["solutions"] = (
+            f"{toggles['hidden']} \"Show solution\" not visible, {toggles['shown']} visible")
+    elif before["shown"] or after["hidden"] or not after["shown"]:
         visit.problems["solutions"] = (
             f"{before['shown']} of {visit.solutions} visible before clicking, "
             f"{after['hidden']} hidden after")
@@ -572,6 +587,26 @@ def check_download(page, visit, context):
         response.dispose()
     if response.status != 200 or not cells:
         visit.problems["download"] = f"{url}: HTTP {response.status}, {len(cells)} cells"
+
+
+def current_scheme(page):
+    """"light" or "dark": the scheme the page shows now."""
+    shown = page.evaluate("document.body.getAttribute('data-md-color-scheme')")
+    return next(scheme for scheme, value in SCHEMES.items() if value == shown)
+
+
+def variants_from(scheme):
+    """Every VARIANT, in the order that switches the scheme once: this scheme's first.
+
+    A switch restyles the whole page (about 0.3 s of CPU on a lesson page),
+    a resize much less; each page ends in the other scheme at DESKTOP width,
+    which Material keeps as the reader's choice, so the next page opens in it
+    and starts there.
+    """
+    other = "dark" if scheme == "light" else "light"
+    names = {(width, variant_scheme): name for name, width, variant_scheme in VARIANTS}
+    order = [(DESKTOP, scheme), (PHONE, scheme), (PHONE, other), (DESKTOP, other)]
+    return [(names[key], *key) for key in order]
 
 
 def set_scheme(page, scheme):
@@ -599,14 +634,22 @@ def visit_pages(context, build, names, base_url, *, lesson_checks):
     scripts again, each time (the ten lesson pages: about 22 s of CPU in a tab
     each, 12 s in one, on the course's 2-core machine).  Each page is still a
     full load of its own, and the tab is quiet (no request in flight) before
-    the next one, so that nothing of one page is counted as another's.
+    the next one, so that nothing of one page is counted as another's.  A
+    page opens in the scheme the one before ended in (the reader's stored
+    choice: light for the first, then dark, light, ...); the tab ends light.
     """
     page = context.new_page()
     try:
+        if page.viewport_size["width"] != DESKTOP:
+            page.set_viewport_size({"width": DESKTOP, "height": 900})
         recorder = Recorder(page, None, base_url)
-        return {name: _visit(page, recorder, context, build, name, base_url,
-                             lesson_checks=lesson_checks)
-                for name in names}
+        visits = {name: _visit(page, recorder, context, build, name, base_url,
+                               lesson_checks=lesson_checks)
+                  for name in names}
+        if visits and current_scheme(page) != "light":
+            set_scheme(page, "light")  # the context's stored choice, for whoever uses it next
+            recorder.wait_until_quiet(page)
+        return visits
     finally:
         page.close()
 
@@ -618,7 +661,6 @@ def _visit(page, recorder, context, build, name, base_url, *, lesson_checks):
     index, the favicon) are checked too, and are this page's.
     """
     visit = recorder.visit = Visit(name, diagrams=count_diagrams(build, name))
-    page.set_viewport_size({"width": VARIANTS[0][1], "height": 900})
     response = page.goto(urljoin(base_url, name), wait_until="load")
     if response is not None and response.status != 200 and not base_url.startswith("file:"):
         visit.problems["load"] = f"HTTP {response.status}"
@@ -634,15 +676,15 @@ def _visit(page, recorder, context, build, name, base_url, *, lesson_checks):
         hidden = outputs.evaluate_all(VISIBILITY)["hidden"]
         if hidden:
             visit.problems["outputs"] = f"{hidden} of {outputs.count()} outputs not visible"
-    for variant, width, scheme in VARIANTS:
-        page.set_viewport_size({"width": width, "height": 900})
+    for variant, width, scheme in variants_from(current_scheme(page)):
+        if page.viewport_size["width"] != width:
+            page.set_viewport_size({"width": width, "height": 900})
         set_scheme(page, scheme)
         findings = page.evaluate(LAYOUT_PROBLEMS, width == PHONE)
         visit.layout[variant], visit.seen[variant] = findings["problems"], findings["seen"]
         shot = screenshot_path(variant, name)
         if shot:
             page.screenshot(path=shot, full_page=True)
-    set_scheme(page, "light")  # the stored choice: the next page starts light
     recorder.wait_until_quiet(page)
     return visit
 
