@@ -159,6 +159,30 @@ def test_repeated_heading_ids_are_made_unique():
     assert mkdocs_hooks.unique_heading_ids(result) == result
 
 
+def test_notebook_cells_are_found_by_their_div_tags_alone():
+    """The scan that finds cells to fold: div nesting only, nothing hidden in a script or comment."""
+    import mkdocs_hooks  # tools/mkdocs_hooks.py
+    first = '<div class="jp-Cell"><div><p>one<li>open</div></div>'
+    second = ('<div class=\'jp-Cell celltag_solution\'><script>s = "<div>";</script>'
+              '<!-- </div> --><div class="jp-OutputArea"></div></div>')
+    third = ('<div class="jp-Cell"><div class="jp-MarkdownOutput celltag_solution">'
+             '<style>.x::after { content: "</div>" }</style></div></div>')
+    html = (f'<div class="jupyter-wrapper"><div class="jp-Notebook">{first}\n{second}{third}'
+            '</div></div><div class="jp-Cell">after the notebook</div>')
+    cells = mkdocs_hooks._notebook_cells(html)
+    assert [html[start:end] for start, end, _ in cells] == [first, second, third]
+    assert [solution for _, _, solution in cells] == [False, True, True]
+
+
+def test_headings_give_their_own_text_without_the_permalink():
+    import mkdocs_hooks  # tools/mkdocs_hooks.py
+    html = ('<p>before</p><h2 id="the-loop">The <code>serve</code>\nloop<a class="anchor-link" '
+            'href="#the-loop">¶</a></h2><span class="k">x</span><h3>no id</h3>'
+            '<H4 id="x-&amp;-y">X &amp; Y</H4>')
+    assert mkdocs_hooks._Headings(html).headings == [(2, "the-loop", "The serve loop"),
+                                                     (4, "x-&-y", "X & Y")]
+
+
 def test_solution_cells_are_inside_closed_details(site):
     """Statically, without a browser: every cell tagged solution is folded away."""
     for lesson in site.lessons:

@@ -215,6 +215,16 @@ def test_broken_lesson_links_reports_a_missing_anchor_and_only_that(tmp_path):
     ]
 
 
+def test_broken_lesson_links_sees_ids_on_any_tag_and_links_among_other_tags(tmp_path):
+    _fake_site(tmp_path, '<span class="k">x</span><div class="cell" id="cell-3">code</div>'
+                         "<section data-x='1' id='quoted-once'></section>",
+               '<p><span>see</span> <a class="x" href="../notebooks/01-x/#cell-3">ok</a></p>'
+               '<A HREF="../notebooks/01-x/#quoted-once">ok</A>'
+               '<a href="../notebooks/01-x/#cell-4">typo</a>')
+    assert site_pages.broken_lesson_links(tmp_path) == [
+        ("glossary/index.html", "../notebooks/01-x/#cell-4")]
+
+
 def test_broken_lesson_links_finds_nothing_when_all_resolve(tmp_path):
     _fake_site(tmp_path, '<h3 id="telnet">Telnet</h3>',
                '<a href="../notebooks/01-x/index.html#telnet">ok</a>')

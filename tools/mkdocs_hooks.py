@@ -213,60 +213,55 @@ def _is_notebook_page(page):
     return page.file.src_uri.endswith(".ipynb")
 
 
-class _NotebookCells(HTMLParser):
-    """Find the cells of nbconvert's HTML: the children of div.jp-Notebook.
+#: What can hide a "<div" that is no tag: comments, scripts and stylesheets (an
+#: output's own <script> may well build HTML in a string).
+_NOT_MARKUP = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>", re.S | re.I)
+_DIV_TAG = re.compile(r"<(/?)div\b[^>]*>", re.I)
+_CLASS_ATTR = re.compile(r"""\bclass\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
 
-    Only <div> tags are counted to track nesting: a div is always closed
-    explicitly, whereas <p> or <li> in rendered outputs may not be.  For
-    each cell it records (start offset, end offset, is a solution).
+
+def _notebook_cells(text):
+    """The cells of nbconvert's HTML (the children of div.jp-Notebook): [(start, end, is_solution)].
+
+    start and end are offsets in text, end just after the cell's </div>.  Only
+    <div> tags are counted to track nesting: a div is always closed explicitly,
+    whereas <p> or <li> in rendered outputs may not be.  Found by a scan of the
+    div tags alone, outside comments, scripts and stylesheets (blanked first,
+    so offsets keep): a full HTML parse of a lesson page spends most of its
+    time on the thousands of code-colouring <span>s, which do not matter here.
     """
-
-    def __init__(self, text):
-        super().__init__(convert_charrefs=True)
-        # getpos() gives (line, column), lines counted at "\n" only.
-        self._line_offsets = [0] + [m.end() for m in re.finditer("\n", text)]
-        self._text = text
-        self._depth = 0  # open <div>s
-        self._notebook_depth = None  # depth inside div.jp-Notebook
-        self._cell = None  # [start, is_solution] of the cell being read
-        self.cells = []
-        self.feed(text)
-        self.close()
-
-    def _offset(self):
-        line, column = self.getpos()
-        return self._line_offsets[line - 1] + column
-
-    def handle_starttag(self, tag, attrs):
-        if tag != "div":
-            return
-        classes = (dict(attrs).get("class") or "").split()
-        self._depth += 1
-        if self._notebook_depth is None:
-            if "jp-Notebook" in classes:
-                self._notebook_depth = self._depth
-        elif self._depth == self._notebook_depth + 1:
-            # A code cell carries the tag's class itself.
-            self._cell = [self._offset(), SOLUTION_TAG_CLASS in classes]
-        elif self._cell is not None and "jp-MarkdownOutput" in classes:
-            # A markdown cell carries it on its rendered-markdown div.
-            self._cell[1] = self._cell[1] or SOLUTION_TAG_CLASS in classes
-
-    def handle_endtag(self, tag):
-        if tag != "div" or self._depth == 0:
-            return
-        if self._cell is not None and self._depth == self._notebook_depth + 1:
-            end = self._text.index(">", self._offset()) + 1
-            self.cells.append((self._cell[0], end, self._cell[1]))
-            self._cell = None
-        elif self._depth == self._notebook_depth:
-            self._notebook_depth = -1  # done: ignore anything after the notebook
-        self._depth -= 1
+    scan = _NOT_MARKUP.sub(lambda match: " " * len(match.group(0)), text)
+    depth = 0  # open <div>s
+    notebook_depth = None  # depth inside div.jp-Notebook; -1 once it has closed
+    cell = None  # [start, is_solution] of the cell being read
+    cells = []
+    for tag in _DIV_TAG.finditer(scan):
+        if not tag.group(1):
+            found = _CLASS_ATTR.search(tag.group(0))
+            classes = "".join(found.groups("")).split() if found else []
+            depth += 1
+            if notebook_depth is None:
+                if "jp-Notebook" in classes:
+                    notebook_depth = depth
+            elif depth == notebook_depth + 1:
+                # A code cell carries the tag's class itself.
+                cell = [tag.start(), SOLUTION_TAG_CLASS in classes]
+            elif cell is not None and "jp-MarkdownOutput" in classes:
+                # A markdown cell carries it on its rendered-markdown div.
+                cell[1] = cell[1] or SOLUTION_TAG_CLASS in classes
+        elif depth:
+            if cell is not None and depth == notebook_depth + 1:
+                cells.append((cell[0], tag.end(), cell[1]))
+                cell = None
+            elif depth == notebook_depth:
+                notebook_depth = -1  # done: ignore anything after the notebook
+            depth -= 1
+    return cells
 
 
 def _wrap_solutions(content, page):
     """Wrap each run of adjacent solution cells in a closed <details>."""
-    cells = _NotebookCells(content).cells
+    cells = _notebook_cells(content)
     runs = []  # [start, end] of each run of adjacent solution cells
     previous_end = None
     for start, end, is_solution in cells:
@@ -311,10 +306,16 @@ def _share_notebook_css(content, page):
     return head + marker + body
 
 
+#: A heading element, whole (headings do not nest).
+_HEADING = re.compile(r"<h([1-6])\b.*?</h\1\s*>", re.S | re.I)
+
+
 class _Headings(HTMLParser):
     """The (level, id, text) of every <h1>..<h6 id=...> in rendered HTML.
 
     The text leaves out nbconvert's "¶" permalink (an <a class="anchor-link">).
+    Only the headings are parsed, not the whole page around them (a lesson
+    page: a tenth of the time).
     """
 
     def __init__(self, text):
@@ -322,7 +323,7 @@ class _Headings(HTMLParser):
         self.headings = []
         self._open = None  # [level, id, text parts] of the heading being read
         self._in_anchor_link = False
-        self.feed(text)
+        self.feed("\n".join(match.group(0) for match in _HEADING.finditer(text)))
         self.close()
 
     def handle_starttag(self, tag, attrs):

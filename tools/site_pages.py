@@ -139,11 +139,21 @@ def render_exercise_list(lessons, link_for):
     return "\n\n".join(blocks)
 
 
+#: The start tags that can hold what _IdsAndLinks collects: an <a>, or any with an id.
+_ID_OR_LINK_TAG = re.compile(r"<(?:a\b|[a-zA-Z][\w-]*\b[^>]*?\bid\s*=)[^>]*>", re.I)
+
+
 class _IdsAndLinks(HTMLParser):
+    """Every id in a page, and the href of every <a>.
+
+    Only the start tags that can hold one are parsed (a lesson page's
+    thousands of code-colouring <span>s are not: a fifth of the time).
+    """
+
     def __init__(self, text):
         super().__init__(convert_charrefs=True)
         self.ids, self.links = set(), []
-        self.feed(text)
+        self.feed("\n".join(match.group(0) for match in _ID_OR_LINK_TAG.finditer(text)))
         self.close()
 
     def handle_starttag(self, tag, attrs):
