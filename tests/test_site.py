@@ -183,6 +183,23 @@ def test_headings_give_their_own_text_without_the_permalink():
                                                      (4, "x-&-y", "X & Y")]
 
 
+def test_lesson_pages_share_one_pruned_stylesheet_named_by_its_digest(site):
+    """tools/notebook_css.py: one file for every lesson, holding no rule for an absent class."""
+    import hashlib
+
+    import notebook_css  # tools/notebook_css.py
+    linked = {re.search(r'href="([^"]*notebook\.[0-9a-f]{12}\.css)"', site.read(site.lesson_page(l)))[1]
+              .rsplit("/", 1)[1] for l in site.lessons}
+    assert len(linked) == 1, linked
+    name = linked.pop()
+    css = (site.site_dir / "assets" / "stylesheets" / name).read_text(encoding="utf-8")
+    assert name == f"notebook.{hashlib.sha256(css.encode()).hexdigest()[:12]}.css"
+    classes = set().union(*(notebook_css.classes_in(site.read(site.lesson_page(l)))
+                            for l in site.lessons))
+    assert notebook_css.prune(css, classes) + "\n" == css  # nothing left to prune
+    assert ".jp-OutputArea" in css and ".jp-Toolbar" not in css
+
+
 def test_solution_cells_are_inside_closed_details(site):
     """Statically, without a browser: every cell tagged solution is folded away."""
     for lesson in site.lessons:

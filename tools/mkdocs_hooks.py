@@ -19,7 +19,9 @@ hooks, loaded through ``hooks:`` in mkdocs.yml, do four jobs:
      ``pre.mermaid`` blocks with the vendored Mermaid, see
      ``docs/assets/javascripts/mermaid-loader.js``);
    * move the ~600 KB of JupyterLab CSS that nbconvert inlines into every
-     notebook page into one shared, cacheable stylesheet;
+     notebook page into one shared, cacheable stylesheet, which keeps only
+     the rules that can apply to the lessons (tools/notebook_css.py: about
+     150 KB), named by a digest of what it holds;
    * wrap each run of cells tagged ``solution`` in a closed ``<details>``,
      so worked solutions stay hidden until the reader asks.  Doing it at
      build time needs no JavaScript and survives instant navigation;
@@ -67,6 +69,7 @@ from mkdocs.utils import get_relative_url
 
 import course_zip  # tools/course_zip.py (MkDocs puts a hook's folder on sys.path)
 import lessons  # tools/lessons.py
+import notebook_css  # tools/notebook_css.py
 import site_pages  # tools/site_pages.py
 
 log = logging.getLogger("mkdocs.hooks.sockserv")
@@ -102,8 +105,11 @@ _EXTERNAL_LOAD = re.compile(
     r"""|@import\s+(?:url\()?["']?(?:https?:)?//""",
     re.I)
 
-# Shared notebook stylesheets of this build: site URI -> CSS text.
+# Shared notebook stylesheets of this build: site URI -> CSS text (as nbconvert gave it),
+# the files of the pages that link to each, and every class the notebook pages use.
 _notebook_css = {}
+_notebook_css_pages = {}
+_notebook_classes = set()
 
 
 # -- 1. the nav -------------------------------------------------------------
@@ -135,6 +141,8 @@ def _configure_offline(config):
 def on_config(config):
     """Fill the nav's empty "Lessons" section; set up the offline copy if asked."""
     _notebook_css.clear()
+    _notebook_css_pages.clear()
+    _notebook_classes.clear()
     if is_offline_build(config):
         _configure_offline(config)
     for index, item in enumerate(config.nav or []):
@@ -297,6 +305,8 @@ def _share_notebook_css(content, page):
     digest = hashlib.sha256(css.encode("utf-8")).hexdigest()[:12]
     uri = f"{NOTEBOOK_CSS_DIR}/notebook.{digest}.css"
     _notebook_css[uri] = css
+    _notebook_css_pages.setdefault(uri, []).append(page.file.abs_dest_path)
+    _notebook_classes.update(notebook_css.classes_in(body))
     link = '<link rel="stylesheet" href="%s">' % html.escape(get_relative_url(uri, page.url))
     head = head[:first.start()] + link + _STYLE.sub("", head[first.end():])
     # mkdocs-jupyter appends one more block after the notebook: the Python
@@ -416,11 +426,33 @@ def on_post_page(output, page, config):
     return output
 
 
+def _write_notebook_css(site_dir):
+    """Write each shared notebook stylesheet, pruned, under a name that is its digest.
+
+    Only now is every notebook page's set of classes known, and the pages are
+    written already: each one's link is renamed to the pruned file's name,
+    so that a browser never keeps an old copy of a changed stylesheet.
+    """
+    for uri, css in _notebook_css.items():
+        pruned = notebook_css.prune(css, _notebook_classes) + "\n"
+        digest = hashlib.sha256(pruned.encode("utf-8")).hexdigest()[:12]
+        final = f"{NOTEBOOK_CSS_DIR}/notebook.{digest}.css"
+        target = Path(site_dir) / final
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(pruned, encoding="utf-8")
+        old_name, new_name = uri.rsplit("/", 1)[1], final.rsplit("/", 1)[1]
+        for path in _notebook_css_pages.get(uri, []):
+            page = Path(path)
+            text = page.read_text(encoding="utf-8")
+            if old_name not in text:
+                log.warning("%s does not link %s any more; is the page changed after the "
+                            "build?", path, old_name)
+                continue
+            page.write_text(text.replace(old_name, new_name), encoding="utf-8")
+
+
 def on_post_build(config):
     """Write the shared notebook stylesheet(s); warn about links to missing lesson anchors."""
-    for uri, css in _notebook_css.items():
-        target = Path(config.site_dir) / uri
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(css + "\n", encoding="utf-8")
+    _write_notebook_css(config.site_dir)
     for page, href in site_pages.broken_lesson_links(config.site_dir):
         log.warning("%s links to %s, which is not a heading of that lesson", page, href)
