@@ -226,7 +226,10 @@ def test_idle_check_runs_again_when_its_own_requests_came_too_late(monkeypatch, 
 
     monkeypatch.setattr(lesson09, "_idle_run", starved_first)
     passes(lesson09.check_idle_server, idle_server(), capsys=capsys)
-    assert runs == [0.4, 0.4, 0.6]
+    # The starved run was run again; a busy machine may starve a real run too (seen with
+    # two suites side by side), and that one is run again as well, up to BUSY_RETRIES.
+    assert runs[:2] == [0.4, 0.4] and runs[-1] == 0.6 and runs == sorted(runs), runs
+    assert max(runs.count(0.4), runs.count(0.6)) <= lesson09.BUSY_RETRIES, runs
 
 
 def test_idle_check_on_a_machine_always_too_busy_says_so(monkeypatch):
