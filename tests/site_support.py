@@ -615,14 +615,13 @@ def set_scheme(page, scheme):
     The toggle must be in sight; it is clicked in the page (CLICK_EACH), which
     costs a fraction of Playwright's click (see check_solutions).
     """
-    want = SCHEMES[scheme]
-    if page.evaluate("document.body.getAttribute('data-md-color-scheme')") != want:
+    if current_scheme(page) != scheme:
         toggle = page.locator(f'[data-md-component="palette"] label[title="Switch to {scheme} mode"]')
         seen = toggle.evaluate_all(VISIBILITY)
         assert seen == {"shown": 1, "hidden": 0}, f'the "Switch to {scheme} mode" toggle: {seen}'
         toggle.evaluate_all(CLICK_EACH)
         page.wait_for_function(
-            f"document.body.getAttribute('data-md-color-scheme') === '{want}'")
+            f"document.body.getAttribute('data-md-color-scheme') === '{SCHEMES[scheme]}'")
 
 
 def screenshot_path(variant, name):

@@ -69,6 +69,6 @@ def test_custom_properties_stay():
 
 def test_classes_in_reads_every_class_attribute():
     html = ('<div class="jp-Cell  jp-CodeCell"><span class=\'k\'>x</span>'
-            '<p>class="not-an-attribute"</p><a CLASS="anchor-link"></a></div>')
+            '<p>class="not-an-attribute"</p><a CLASS="anchor-link"></a><b class=bare></b></div>')
     assert notebook_css.classes_in(html) == {"jp-Cell", "jp-CodeCell", "k", "anchor-link",
-                                             "not-an-attribute"}
+                                             "not-an-attribute", "bare"}

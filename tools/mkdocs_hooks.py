@@ -225,7 +225,6 @@ def _is_notebook_page(page):
 #: output's own <script> may well build HTML in a string).
 _NOT_MARKUP = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>", re.S | re.I)
 _DIV_TAG = re.compile(r"<(/?)div\b[^>]*>", re.I)
-_CLASS_ATTR = re.compile(r"""\bclass\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
 
 
 def _notebook_cells(text):
@@ -245,8 +244,7 @@ def _notebook_cells(text):
     cells = []
     for tag in _DIV_TAG.finditer(scan):
         if not tag.group(1):
-            found = _CLASS_ATTR.search(tag.group(0))
-            classes = "".join(found.groups("")).split() if found else []
+            classes = notebook_css.classes_in(tag.group(0))
             depth += 1
             if notebook_depth is None:
                 if "jp-Notebook" in classes:

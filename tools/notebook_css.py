@@ -23,16 +23,16 @@ JUPYTERLAB_CLASS = re.compile(r"(?:jp|lm|p|bp3|cm)-|CodeMirror")
 #: At-rules that hold rules (pruned inside); any other block is kept whole.
 GROUPING_RULES = ("@media", "@supports", "@layer", "@container")
 
-_CLASS_ATTRIBUTE = re.compile(r"""\bclass\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
+_CLASS_ATTRIBUTE = re.compile(r"""\bclass\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
 _CLASS_IN_SELECTOR = re.compile(r"\.(-?[_a-zA-Z][\w-]*)")
 _STRING = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'""")
 
 
 def classes_in(html):
-    """Every class named in a class attribute of this HTML."""
+    """Every class named in a class attribute of this HTML (quoted or not)."""
     found = set()
     for match in _CLASS_ATTRIBUTE.finditer(html):
-        found.update((match.group(1) or match.group(2) or "").split())
+        found.update("".join(match.groups("")).split())
     return found
 
 
