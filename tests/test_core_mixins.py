@@ -123,10 +123,20 @@ def _assert_reaped(pids):
 
 @pytest.mark.parametrize("impl, server_class", servers(*FORKING))
 def test_each_request_runs_in_a_child_that_gets_reaped(running_server, impl, server_class):
-    server = running_server(server_class, _pid_handler(impl, server_class))
+    forked = []
+
+    class Counted(server_class):
+        def process_request(self, request, client_address):
+            super().process_request(request, client_address)
+            forked.append(request)  # the parent has listed this child by now
+
+    server = running_server(Counted, _pid_handler(impl, server_class))
     assert server.active_children is None  # before the first fork
     pids = [int(exchange(server, b"pid?\n")) for _ in range(3)]
     assert len(set(pids)) == 3 and os.getpid() not in pids
+    # A child can answer before os.fork() has returned in the parent, so the last pid may not
+    # be listed yet when its reply arrives: an empty set then would prove nothing.
+    assert wait_until(lambda: len(forked) == 3)
     # service_actions() reaps finished children as the loop turns.
     assert wait_until(lambda: server.active_children == set())
     _assert_reaped(pids)
